@@ -1,0 +1,22 @@
+"What notebooks do poorly: fresh processes (import order, the benchmark script end to end)"
+import subprocess, sys
+from pathlib import Path
+
+root = Path(__file__).parents[1]
+def run(*args): return subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True, timeout=600)
+
+def test_import_order():
+    "`from channelslast.all import *` before or after fastai's gives our callbacks from `to_channelslast`"
+    for first, second in (('fastai.vision.all', 'channelslast.all'), ('channelslast.all', 'fastai.vision.all')):
+        res = run('-c', f"from {first} import *\nfrom {second} import *\nfrom fastai.test_utils import synth_learner\n"
+                        "import channelslast.callback as c\nl = synth_learner().to_channelslast()\n"
+                        "print(type(l.channels_last) is c.ChannelsLast, type(l.mixed_precision) is c.MixedPrecision)")
+        assert res.returncode == 0 and res.stdout.split() == ['True', 'True'], res.stderr
+
+def test_benchmark_script():
+    "The benchmark runs end to end and reports every config with a positive time"
+    res = run('benchmarks/train_cpu.py', '--model', 'resnet10t', '--size', '32', '--bs', '4', '--batches', '1', '--repeats', '1', '--md')
+    assert res.returncode == 0, res.stderr
+    rows = [l for l in res.stdout.splitlines() if l.startswith('|') and 'config' not in l and '---' not in l]
+    assert len(rows) == 4, res.stdout
+    assert all(float(r.split('|')[2]) > 0 for r in rows), res.stdout
