@@ -2,7 +2,8 @@
 
 Configs run interleaved (A B C D A B C D ...) in one process so machine drift hits them alike; the first round is a
 warm-up and is dropped. Prints the median seconds per epoch (min-max beside it) and the ratios.
-Run: `python benchmarks/train_cpu.py` (about 4 minutes on 2 cores); `--md` also prints a Markdown table."""
+Run: `python benchmarks/train_cpu.py` (about 4 minutes on 2 cores); `--md` also prints a Markdown table; `--compile`
+adds our two configs with `torch.compile` (compilation happens in the warm-up round and is not timed)."""
 import os, platform, time, warnings
 import torch, timm, pandas as pd
 from fastcore.script import call_parse
@@ -25,16 +26,27 @@ CONFIGS = {
     "ours to_channelslast(amp_mode='bf16')": lambda l: l.to_channelslast(amp_mode='bf16'),
 }
 
+def compiled(l):
+    l.model = torch.compile(l.model)
+    return l
+
+COMPILED = {
+    'ours to_channelslast() + torch.compile': lambda l: compiled(l.to_channelslast()),
+    "ours to_channelslast(amp_mode='bf16') + torch.compile": lambda l: compiled(l.to_channelslast(amp_mode='bf16')),
+}
+
 def epoch_time(learn):
     with learn.no_bar(), learn.no_logging():
         t = time.perf_counter(); learn.fit(1, 1e-3)
     return time.perf_counter() - t
 
 @call_parse
-def main(model:str='resnet50', size:int=96, bs:int=32, batches:int=6, repeats:int=5, device:str='cpu', md:bool=False):
+def main(model:str='resnet50', size:int=96, bs:int=32, batches:int=6, repeats:int=5, device:str='cpu', md:bool=False,
+         compile:bool=False):
     warnings.filterwarnings('ignore')  # fastai's CUDA-only autocast warns on every fit off CUDA
     dls = synthetic_dls(batches, bs, size, device)
-    learns = {k: f(Learner(dls, timm.create_model(model, num_classes=10), loss_func=CrossEntropyLossFlat())) for k,f in CONFIGS.items()}
+    configs = {**CONFIGS, **(COMPILED if compile else {})}
+    learns = {k: f(Learner(dls, timm.create_model(model, num_classes=10), loss_func=CrossEntropyLossFlat())) for k,f in configs.items()}
     times = {k: [] for k in learns}
     for r in range(repeats + 1):
         for k,l in learns.items():
