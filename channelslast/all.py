@@ -7,11 +7,12 @@ Docs: https://channelslast.github.io/channelslast/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_all.ipynb #6c24c1bf
-from . import core, amp, callback, check
+# %% ../nbs/99_all.ipynb #1644da49
+from . import core, amp, callback, check, bench
 from .core import *
 from .amp import *
 from .callback import *
 from .check import *
+from .bench import *
 # nbdev lists only names defined in this module, so name the re-exported ones for `import *`
-__all__ = [*core.__all__, *amp.__all__, *callback.__all__, *check.__all__]
+__all__ = [*core.__all__, *amp.__all__, *callback.__all__, *check.__all__, *bench.__all__]

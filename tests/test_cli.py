@@ -36,8 +36,29 @@ def test_bad_device_and_arguments():
 
 def test_commands():
     res = run('chek', 'resnet10t')
-    assert res.returncode == 2 and "unknown command 'chek'; valid: check" in res.stderr
+    assert res.returncode == 2 and "unknown command 'chek'; valid: bench, check" in res.stderr
     res = run()
-    assert res.returncode == 2 and 'usage: channelslast {check}' in res.stdout
+    assert res.returncode == 2 and 'usage: channelslast {bench,check}' in res.stdout
     res = run('check', '--help')
     assert res.returncode == 0 and '--size' in res.stdout and 'timm model name' in res.stdout
+
+def test_bench_end_to_end(tmp_path):
+    res = run('bench', '--steps', '2', '--repeats', '1', '--bs', '32', '--out', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert any(l.startswith('model resnet10t, size 32, bs 32') for l in lines), res.stdout
+    for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock'): assert any(l.strip().startswith(cfg) for l in lines), cfg
+    assert (tmp_path/'results.json').exists() and (tmp_path/'speed.png').stat().st_size > 1000
+
+def test_bench_bad_arguments_one_line_exit_2():
+    for args, msg in [(['--bs', 'x'], "argument --bs: invalid int value: 'x'"),
+                      (['--steps', '0'], '--steps 0 must be at least 1'),
+                      (['--data', 'nowhere'], "--data 'nowhere' is not a folder"),
+                      (['--amp-mode', 'fp8'], "amp_mode='fp8' is not a mixed precision mode"),
+                      (['--model', 'resnet5O'], "unknown timm model 'resnet5O'"),
+                      (['--device', 'tpu9'], "device 'tpu9' is not available here"),
+                      (['--nope'], 'unrecognized arguments: --nope')]:
+        res = run('bench', *args)
+        lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith('USDT:')]
+        assert res.returncode == 2, (args, res.returncode, res.stderr)
+        assert len(lines) == 1 and msg in lines[0], (args, res.stderr)
