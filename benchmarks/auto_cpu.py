@@ -4,7 +4,7 @@ For each model: the 4 fixed configurations (NCHW/CL x fp32/AMP), `ChannelsLast(a
 float32) and `ChannelsLast(auto=True)` + `MixedPrecision('auto')` (searches format x AMP), timed with `benchmark`
 (real fastai steps, interleaved, medians). The trial runs inside the warm-up rounds; the table compares each auto
 run's steady speed with the best fixed config of its own search space.
-Run: `python benchmarks/auto_cpu.py` (about 15 minutes on 2 cores)."""
+Run: `python benchmarks/auto_cpu.py` (about 30 minutes on 2 cores)."""
 import warnings, torch, timm, pandas as pd
 from fastcore.script import call_parse
 from channelslast.all import *
@@ -25,7 +25,7 @@ def _name(d): return ('CL' if d[0] == 'channels_last' else 'NCHW') + ('' if d[1]
 
 @call_parse
 def main(models:str='resnet50,resnet26t,mobilenetv3_large_100,efficientnet_b0,convnext_atto', size:int=128, bs:int=16,
-         steps:int=8, repeats:int=3, trial_steps:int=2):
+         steps:int=8, repeats:int=6, trial_steps:int=3):
     warnings.filterwarnings('ignore')
     rows = []
     for name in models.split(','):

@@ -62,3 +62,16 @@ def test_bench_bad_arguments_one_line_exit_2():
         lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith('USDT:')]
         assert res.returncode == 2, (args, res.returncode, res.stderr)
         assert len(lines) == 1 and msg in lines[0], (args, res.stderr)
+
+def test_bench_on_an_image_folder(tmp_path):
+    "--data PATH reads a folder the way ImageDataLoaders.from_folder does (train/ and valid/, one folder per class)"
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in (('train', 16), ('valid', 8)):
+        for c in ('a', 'b', 'c'):
+            (tmp_path/split/c).mkdir(parents=True)
+            for i in range(n): Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path/split/c/f'{i}.png')
+    res = run('bench', '--data', str(tmp_path), '--size', '16', '--bs', '8', '--steps', '2', '--repeats', '1')
+    assert res.returncode == 0, res.stderr
+    assert f'data {tmp_path}' in res.stdout and 'CL fp32' in res.stdout, res.stdout
