@@ -12,8 +12,8 @@ from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from channelslast.all import *
 
-def synthetic_dls(n_batches, bs, size, device):
-    "Random images and labels: `n_batches` training batches and one validation batch, loaded in the main process"
+def epoch_dls(n_batches, bs, size, device):
+    "Random images: exactly `n_batches` training batches and one validation batch (`synthetic_dls` splits by fraction)"
     g = torch.Generator().manual_seed(0)
     ds = list(zip(torch.randn(bs*(n_batches+1), 3, size, size, generator=g), torch.randint(0, 10, (bs*(n_batches+1),), generator=g)))
     return DataLoaders(TfmdDL(ds[bs:], bs=bs, shuffle=True, drop_last=True, num_workers=0),
@@ -44,7 +44,7 @@ def epoch_time(learn):
 def main(model:str='resnet50', size:int=96, bs:int=32, batches:int=6, repeats:int=5, device:str='cpu', md:bool=False,
          compile:bool=False):
     warnings.filterwarnings('ignore')  # fastai's CUDA-only autocast warns on every fit off CUDA
-    dls = synthetic_dls(batches, bs, size, device)
+    dls = epoch_dls(batches, bs, size, device)
     configs = {**CONFIGS, **(COMPILED if compile else {})}
     learns = {k: f(Learner(dls, timm.create_model(model, num_classes=10), loss_func=CrossEntropyLossFlat())) for k,f in configs.items()}
     times = {k: [] for k in learns}
