@@ -72,24 +72,26 @@ def _compiled(f):
         l = f(l); l.model = torch.compile(l.model); return l
     return _inner
 
-# %% ../nbs/04_bench.ipynb #75d9aad9
+# %% ../nbs/04_bench.ipynb #3f421750
 class _StepTimer(Callback):
-    "Time `steps` training batches of a `fit`, then end the epoch without validating"
+    "Time `steps` training batches of a `fit` on `device_type`, and its peak memory; then end the epoch unvalidated"
     order = 100
-    def __init__(self, steps:int): self.steps,self.times,self.peak = steps,[],0
-    def before_train(self): self.n,self.t0,self.dev_type = 0,None,model_device_type(self.learn)  # fixed for the round
+    def __init__(self, steps:int, device_type:str='cpu'): self.steps,self.device_type,self.times,self.peak = steps,device_type,[],0
+    def before_train(self):
+        self.n,self.t0 = 0,None
+        if self.device_type == 'cuda': torch.cuda.reset_peak_memory_stats()
     def before_batch(self):
-        if self.t0 is None: self.t0 = time.perf_counter()
+        if self.t0 is None: self.t0 = device_time(self.device_type)
     def after_step(self):
         self.n += 1
-        if self.dev_type == 'cpu': self.peak = max(self.peak, psutil.Process().memory_info().rss)
+        if self.device_type == 'cpu': self.peak = max(self.peak, psutil.Process().memory_info().rss)
         if self.n == self.steps: raise CancelTrainException()
     def after_train(self):
-        if self.dev_type == 'cuda': torch.cuda.synchronize()
-        self.times.append(time.perf_counter() - self.t0)
+        self.times.append(device_time(self.device_type) - self.t0)
+        if self.device_type == 'cuda': self.peak = max(self.peak, torch.cuda.max_memory_allocated())
     def before_validate(self): raise CancelValidException()
 
-# %% ../nbs/04_bench.ipynb #1ce924c5
+# %% ../nbs/04_bench.ipynb #4fc41ff6
 def benchmark(
     model:nn.Module|callable, # A model (copied for each config) or a function that makes one
     dls:DataLoaders, # Data to train on
@@ -111,7 +113,7 @@ def benchmark(
     for k,f in configs.items():
         m = copy.deepcopy(base).to(device)
         learns[k] = f(Learner(dls, m, loss_func=loss_func or nn.CrossEntropyLoss(), lr=lr, metrics=accuracy))
-        timers[k] = _StepTimer(steps)
+        timers[k] = _StepTimer(steps, device.type)
     bs = dls.train.bs
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # slow-precision warnings are the point here; fastai's warns off CUDA
@@ -119,9 +121,7 @@ def benchmark(
             for k,l in learns.items():
                 # the same batches, in the same order, for every config: their accuracies are then comparable
                 dls.train.rng.seed(r); torch.manual_seed(r)
-                if device.type == 'cuda': torch.cuda.reset_peak_memory_stats()
                 with l.no_bar(), l.no_logging(): l.fit(1, cbs=timers[k])
-                if device.type == 'cuda': timers[k].peak = max(timers[k].peak, torch.cuda.max_memory_allocated())
         acc = {}
         for k,l in learns.items():
             if not validate: break
