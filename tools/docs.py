@@ -1,0 +1,215 @@
+"""Build the docs site offline, and README.md from nbs/index.ipynb.
+
+Every notebook in nbs/ is executed (as `nbdev-test` runs it: `#| cuda` and `#| slow` cells skipped) unless it already
+holds outputs (the survey and the tutorial keep the outputs of the run that made them), processed by nbdev's docs
+processors (`show_doc`, `#| hide`, links), and rendered to `_docs/NAME.html` with nbconvert, plots as images, with a
+sidebar linking every page. No Quarto and no network: pages load nothing from outside `_docs/`.
+
+Run: `python tools/docs.py` (site and README), `--readme` (README only) or `--site` (site only)."""
+import html, os, re, subprocess, sys, warnings
+from pathlib import Path
+from fastcore.nbio import dict2nb, nb2dict
+from fastcore.parallel import parallel
+from fastcore.script import call_parse
+from fastcore.xtras import working_directory
+from execnb.shell import CaptureShell
+from nbdev.config import get_config
+from nbdev.doclinks import nbpath2html
+from nbdev.process import NBProcessor
+from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
+from nbdev.test import _skip_cell
+
+cfg = get_config()
+nbs_path,doc_path = Path(cfg.nbs_path),Path(cfg.doc_path)
+doc_url = cfg.doc_host + cfg.doc_baseurl + '/'  # nbdev's links to our own pages; made relative here
+
+def notebooks() -> list:
+    "The notebooks of the site in sidebar order: the front page and guides, then the modules, then the rest"
+    nbs = sorted(nbs_path.glob('*.ipynb'))
+    key = lambda p: (p.stem != 'index', p.stem != 'tutorial', not p.stem[0].isdigit(), p.stem)
+    return sorted(nbs, key=key)
+
+def page_name(nb:Path) -> str: return nbpath2html(nb).name
+
+def has_outputs(nb) -> bool: return any(c.get('outputs') for c in nb.cells)
+
+def execute(fn:Path):
+    "The notebook at `fn` with its outputs: the stored ones, or those of running it as `nbdev-test` does"
+    # nbdev adds a `show_doc` cell for each exported name the notebook doesn't document: add them before running it
+    nb = NBProcessor(fn, procs=[add_show_docs], rm_directives=False, process=True).nb
+    if has_outputs(nb): return nb
+    shell = CaptureShell(fn)
+    with working_directory(fn.parent), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        shell.run_all(nb, exc_stop=True, preproc=_skip_cell(nb, cfg.tst_flags.split()))
+    nb = dict2nb(nb2dict(nb))  # as if read from disk: joined output text, as nbdev's processors expect
+    nb.path_ = str(fn)
+    return nb
+
+_bar = re.compile(r'(Epoch \d+/\d+ :)? ?\|[█-]*\| [\d.]+% \[[^\]]*\]')  # a fastprogress bar, on the console
+_bar_line = re.compile(r'^[\s█]*(Epoch \d+/\d+ :)?\s*$')  # what a finished one leaves
+
+def as_terminal(cell):
+    "Stream outputs as a terminal leaves them: each line as its last `\\r` left it, finished progress bars gone"
+    for o in cell.get('outputs', []):
+        if o.get('output_type') != 'stream': continue
+        lines = [_bar.sub('', l.rsplit('\r', 1)[-1]) for l in o['text'].split('\n')]
+        o['text'] = '\n'.join(l for l in lines if not _bar_line.match(l)) + '\n'
+
+_directive = re.compile(r'^#\|\s*([\w-]+):?\s*(.*)$')
+
+def quarto_directives(cell):
+    "What Quarto does with the `#|` lines nbdev leaves in a cell: `echo: false` shows only the outputs; none is shown"
+    if cell.cell_type != 'code': return
+    lines = cell.source.split('\n')
+    n = next((i for i,l in enumerate(lines) if not _directive.match(l)), len(lines))
+    if any(_directive.match(l).groups() == ('echo', 'false') for l in lines[:n]): cell.metadata['tags'] = ['hide-input']
+    cell.source = '\n'.join(lines[n:])
+    for o in cell.get('outputs', []):  # `show_doc`'s source link carries Quarto attributes
+        md = o.get('data', {}).get('text/markdown')
+        if md: o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
+
+class _Procs(FilterDefaults):
+    "nbdev's docs processors, less the one that runs `show_doc` cells (`execute` ran them all), plus ours"
+    def base_procs(self): return [p for p in super().base_procs() if p is not exec_show_docs] + [quarto_directives, as_terminal]
+
+def process(nb):
+    "nbdev's docs processing of an executed notebook: frontmatter, `#| hide`, `show_doc`, links"
+    _Procs()(nb)
+    nb.cells = [c for c in nb.cells if c.get('source') is not None and c.cell_type != 'raw']
+    return nb
+
+def _fix_links(text:str) -> str:
+    "Links between pages made relative, to `.html` pages; heading ids lowercased as nbdev's anchors are"
+    text = text.replace(doc_url, '')
+    text = re.sub(r'href="(?:\d+_)?([\w-]+)\.ipynb', r'href="\1.html', text)
+    text = re.sub(r'(<h\d id=")([^"]+)', lambda m: m[1] + m[2].lower(), text)
+    return re.sub(r'(class="anchor-link" href="#)([^"]+)', lambda m: m[1] + m[2].lower(), text)
+
+_page = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} – channelslast</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="style.css">
+</head>
+<body>
+<nav class="sidebar"><a class="brand" href="index.html">channelslast</a>
+<ul>
+{nav}
+</ul></nav>
+<main>
+<header><h1 class="title">{title}</h1>{description}</header>
+{body}
+</main>
+</body>
+</html>
+"""
+
+def _inline_code(text:str) -> str: return re.sub(r'`([^`]+)`', r'<code>\1</code>', text)
+
+def render(fn:Path, pages:list) -> str:
+    "The HTML page of the notebook at `fn`, with a sidebar linking `pages` (name, title)"
+    from nbconvert import HTMLExporter
+    nb = process(execute(fn))
+    fm = nb.get('frontmatter_', {})
+    from traitlets.config import Config
+    conf = Config({'TagRemovePreprocessor': {'enabled': True, 'remove_input_tags': {'hide-input'}}})
+    body,_ = HTMLExporter(template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True,
+                          anchor_link_text='', config=conf).from_notebook_node(_nbformat(nb))
+    me = page_name(fn)
+    nav = '\n'.join(f'<li><a href="{n}"{" class=active" if n == me else ""}>{html.escape(t)}</a></li>' for n,t in pages)
+    desc = f'<p class="description">{_inline_code(html.escape(fm["description"]))}</p>' if fm.get('description') else ''
+    return _page.format(title=html.escape(fm.get('title', fn.stem)), description=desc, nav=nav, body=_fix_links(body))
+
+def _nbformat(nb):
+    "nbconvert wants an `nbformat` node; nbdev's attributes (`directives_`, `idx_`...) stay behind"
+    import nbformat, json
+    d = nb2dict(nb)
+    for c in d['cells']:
+        if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
+        c['metadata'] = {'tags': c['metadata'].get('tags', [])}  # execnb's timings are not in nbformat's schema
+    return nbformat.reads(json.dumps(d), as_version=4)
+
+def title_of(fn:Path) -> str:
+    "The page title nbdev reads from the notebook's first `# heading`"
+    nb = NBProcessor(fn, procs=[], process=True).nb
+    first = next((c.source for c in nb.cells if c.cell_type == 'markdown'), '')
+    m = re.match(r'#\s+(.+)', first)
+    return 'Home' if fn.stem == 'index' else m[1].strip() if m else fn.stem
+
+def sidebar() -> list:
+    "(page, title) of every page, in sidebar order"
+    return [(page_name(f), title_of(f)) for f in notebooks()]
+
+def build_page(fn:Path):
+    "Render the notebook at `fn` into `_docs/`"
+    (doc_path/page_name(fn)).write_text(render(fn, sidebar()))
+
+def _build_in_subprocess(fn:Path):
+    res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True)
+    if res.returncode: raise RuntimeError(f"rendering {fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}")
+    return page_name(fn)
+
+_css = """
+body { margin: 0; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; display: flex; }
+.sidebar { position: sticky; top: 0; height: 100vh; overflow-y: auto; width: 14rem; flex: none; padding: 1.5rem 1rem;
+  box-sizing: border-box; background: #f6f8fa; border-right: 1px solid #d0d7de; }
+.sidebar .brand { font-weight: 700; font-size: 1.2rem; color: #1f2328; text-decoration: none; }
+.sidebar ul { list-style: none; padding: 0; margin: 1rem 0; }
+.sidebar li a { display: block; padding: .25rem .5rem; border-radius: 6px; color: #1f2328; text-decoration: none; }
+.sidebar li a:hover { background: #eaeef2; }
+.sidebar li a.active { background: #ddf4ff; font-weight: 600; }
+main { min-width: 0; max-width: 64rem; padding: 1.5rem 2.5rem 4rem; flex: 1; }
+header .description { color: #59636e; font-size: 1.1rem; }
+a { color: #0969da; }
+pre { background: #f6f8fa; padding: .75rem 1rem; border-radius: 6px; overflow-x: auto; font-size: 13.5px; }
+code { font-size: 90%; }
+blockquote { margin-left: 0; padding-left: 1rem; border-left: 4px solid #d0d7de; color: #59636e; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; display: block; overflow-x: auto; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: right; }
+th { background: #f6f8fa; }
+img { max-width: 100%; height: auto; }
+.jp-OutputArea-output pre { background: #fff; border: 1px solid #eaeef2; }
+.jp-RenderedHTMLCommon hr { border: 0; border-top: 1px solid #d0d7de; margin: 2rem 0 1rem; }
+"""
+
+def build_site():
+    "Render every notebook into `_docs/`, two at a time"
+    doc_path.mkdir(exist_ok=True)
+    for p in doc_path.glob('*.html'): p.unlink()
+    from pygments.formatters import HtmlFormatter
+    (doc_path/'style.css').write_text(_css + HtmlFormatter(style='default').get_style_defs('.highlight'))
+    # each page in a process of its own, as `nbdev-test` runs them: one notebook's patches and state can't leak into
+    # another; two at a time
+    done = parallel(_build_in_subprocess, notebooks(), n_workers=min(2, os.cpu_count()), threadpool=True, progress=False)
+    return list(done)
+
+def readme_text() -> str:
+    "README.md: nbs/index.ipynb as Markdown, without its hidden (test) cells; links to pages point at their notebooks"
+    nb = NBProcessor(nbs_path/'index.ipynb', procs=[], rm_directives=False, process=True).nb
+    parts = []
+    for c in nb.cells:
+        if 'hide' in c.directives_: continue
+        src = c.source.strip()
+        parts.append(src if c.cell_type == 'markdown' else f"```python\n{src}\n```")
+    text = '\n\n'.join(parts) + '\n'
+    # links between notebooks, relative to nbs/, are made relative to the repository
+    return re.sub(r'\]\(([\w-]+\.ipynb)\)', lambda m: f"]({nbs_path.relative_to(cfg.config_path).as_posix()}/{m[1]})", text)
+
+@call_parse
+def main(
+    readme:bool=False, # Only write README.md
+    site:bool=False, # Only render the site
+    page:str=None, # Only render this notebook's page
+):
+    "Write README.md from nbs/index.ipynb and render the docs site into _docs/"
+    if page: return build_page(Path(page))
+    if not site:
+        (cfg.config_path/'README.md').write_text(readme_text())
+        print('wrote README.md')
+    if not readme:
+        pages = build_site()
+        print(f"wrote {len(pages)} pages to {doc_path}: {', '.join(pages)}")
