@@ -70,6 +70,8 @@ def test_site_in_chromium(site):
             # the sidebar links every page, and marks this one
             assert page.eval_on_selector_all('nav.sidebar li a', 'els => els.map(e => e.getAttribute("href"))') == names
             assert page.eval_on_selector('nav.sidebar a.active', 'e => e.getAttribute("href")') == name
+            # nbdev reads a page's description from one `> ` line: a second line would be cut off
+            assert page.inner_text('header .description').endswith('.'), (name, page.inner_text('header'))
             imgs = page.eval_on_selector_all('main img', 'els => els.map(e => [e.src.slice(0, 40), e.complete && e.naturalWidth > 0])')
             assert all(ok for _,ok in imgs), (name, imgs)
             for href in page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)'):

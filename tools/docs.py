@@ -169,7 +169,8 @@ pre { background: #f6f8fa; padding: .75rem 1rem; border-radius: 6px; overflow-x:
 code { font-size: 90%; }
 blockquote { margin-left: 0; padding-left: 1rem; border-left: 4px solid #d0d7de; color: #59636e; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; display: block; overflow-x: auto; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: right; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: left; }
+table.dataframe td, table.dataframe th { text-align: right; }  /* pandas: numbers line up */
 th { background: #f6f8fa; }
 img { max-width: 100%; height: auto; }
 .jp-OutputArea-output pre { background: #fff; border: 1px solid #eaeef2; }
