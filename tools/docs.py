@@ -6,7 +6,8 @@ processors (`show_doc`, `#| hide`, links), and rendered to `_docs/NAME.html` wit
 sidebar linking every page. No Quarto and no network: pages load nothing from outside `_docs/`.
 
 Run: `python tools/docs.py` (site and README), `--readme` (README only) or `--site` (site only)."""
-import html, os, re, subprocess, sys, warnings
+import html, json, os, re, subprocess, sys, warnings
+import nbformat
 from pathlib import Path
 from fastcore.nbio import dict2nb, nb2dict
 from fastcore.parallel import parallel
@@ -18,6 +19,9 @@ from nbdev.doclinks import nbpath2html
 from nbdev.process import NBProcessor
 from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
 from nbdev.test import _skip_cell
+from nbconvert import HTMLExporter
+from pygments.formatters import HtmlFormatter
+from traitlets.config import Config
 
 cfg = get_config()
 nbs_path,doc_path = Path(cfg.nbs_path),Path(cfg.doc_path)
@@ -110,23 +114,23 @@ _page = """<!doctype html>
 
 def _inline_code(text:str) -> str: return re.sub(r'`([^`]+)`', r'<code>\1</code>', text)
 
+def html_body(nb) -> str:
+    "The cells of a processed notebook as HTML, by nbconvert's basic template (no page around them, no scripts)"
+    conf = Config({'TagRemovePreprocessor': {'enabled': True, 'remove_input_tags': {'hide-input'}}})
+    exporter = HTMLExporter(template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True,
+                            anchor_link_text='', config=conf)
+    return _fix_links(exporter.from_notebook_node(_nbformat(nb))[0])
+
 def render(fn:Path, pages:list) -> str:
     "The HTML page of the notebook at `fn`, with a sidebar linking `pages` (name, title)"
-    from nbconvert import HTMLExporter
     nb = process(execute(fn))
-    fm = nb.get('frontmatter_', {})
-    from traitlets.config import Config
-    conf = Config({'TagRemovePreprocessor': {'enabled': True, 'remove_input_tags': {'hide-input'}}})
-    body,_ = HTMLExporter(template_name='basic', exclude_input_prompt=True, exclude_output_prompt=True,
-                          anchor_link_text='', config=conf).from_notebook_node(_nbformat(nb))
-    me = page_name(fn)
+    fm,me = nb.get('frontmatter_', {}),page_name(fn)
     nav = '\n'.join(f'<li><a href="{n}"{" class=active" if n == me else ""}>{html.escape(t)}</a></li>' for n,t in pages)
     desc = f'<p class="description">{_inline_code(html.escape(fm["description"]))}</p>' if fm.get('description') else ''
-    return _page.format(title=html.escape(fm.get('title', fn.stem)), description=desc, nav=nav, body=_fix_links(body))
+    return _page.format(title=html.escape(fm.get('title', fn.stem)), description=desc, nav=nav, body=html_body(nb))
 
 def _nbformat(nb):
     "nbconvert wants an `nbformat` node; nbdev's attributes (`directives_`, `idx_`...) stay behind"
-    import nbformat, json
     d = nb2dict(nb)
     for c in d['cells']:
         if c['cell_type'] == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
@@ -181,7 +185,6 @@ def build_site():
     "Render every notebook into `_docs/`, two at a time"
     doc_path.mkdir(exist_ok=True)
     for p in doc_path.glob('*.html'): p.unlink()
-    from pygments.formatters import HtmlFormatter
     (doc_path/'style.css').write_text(_css + HtmlFormatter(style='default').get_style_defs('.highlight'))
     # each page in a process of its own, as `nbdev-test` runs them: one notebook's patches and state can't leak into
     # another; two at a time
