@@ -4,7 +4,7 @@ Configs run interleaved (A B C D A B C D ...) in one process so machine drift hi
 warm-up and is dropped. Prints the median seconds per epoch (min-max beside it) and the ratios.
 Run: `python benchmarks/train_cpu.py` (about 4 minutes on 2 cores); `--md` also prints a Markdown table; `--compile`
 adds our two configs with `torch.compile` (compilation happens in the warm-up round and is not timed)."""
-import os, platform, time, warnings
+import platform, time, warnings
 import torch, timm, pandas as pd
 from fastcore.script import call_parse
 from fastai.vision.all import *

@@ -4,7 +4,7 @@ import sys, torch, warnings
 from pathlib import Path
 from torch import nn
 from fastai.vision.all import *
-from fastai.distributed import DistributedDL, DistributedTrainer
+from fastai.distributed import DistributedDL
 from channelslast.all import *
 warnings.filterwarnings('ignore')
 

@@ -5,7 +5,7 @@ from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.optimizer import SGD
-from channelslast.all import is_channels_last, model_is_channels_last
+from channelslast.all import model_is_channels_last
 
 def learner():
     torch.manual_seed(0)

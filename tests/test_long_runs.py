@@ -3,8 +3,7 @@ import gc, warnings, psutil, torch
 from torch import nn
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
-from fastai.optimizer import SGD
-from channelslast.all import is_channels_last, model_is_channels_last
+from channelslast.all import is_channels_last
 
 def dls_for(size, bs, n=1202):
     "`n` random images of `size`px: with bs 4, 300 full batches and a partial one of 2"
