@@ -19,7 +19,7 @@ from .bench import *
 # %% auto #0
 __all__ = ['COMMANDS', 'check', 'bench', 'main']
 
-# %% ../nbs/05_cli.ipynb #defc7a7d
+# %% ../nbs/05_cli.ipynb #31808463
 @call_parse
 def check(
     model:str, # timm model name (`resnet50`), or `torchvision:NAME`
@@ -36,16 +36,21 @@ def check(
     if not report.ok: print(report.df[report.df.thrash].to_string(index=False))
     return report
 
+def _available() -> list:
+    "Device types this machine has, best first"
+    import torch
+    return ['cuda']*torch.cuda.is_available() + ['mps']*torch.backends.mps.is_available() + ['cpu']
+
 def _device(name:str):
     "A torch device that exists here, or a ValueError that names the ones that do"
     import torch
-    have = ['cpu'] + ['cuda']*torch.cuda.is_available() + ['mps']*torch.backends.mps.is_available()
+    have = _available()
     try: dev = torch.device(name)
     except RuntimeError: dev = None
     if dev is None or dev.type not in have: raise ValueError(f"device {name!r} is not available here; valid: {', '.join(have)}")
     return dev
 
-# %% ../nbs/05_cli.ipynb #85672f8e
+# %% ../nbs/05_cli.ipynb #8121d76b
 _data_choices = "digits, synthetic, or the path of an image folder (train/ and valid/ as ImageDataLoaders.from_folder reads it)"
 
 def _bench_dls(data:str, size:int, bs:int, device):
@@ -56,9 +61,7 @@ def _bench_dls(data:str, size:int, bs:int, device):
     from fastai.vision.augment import Resize
     return ImageDataLoaders.from_folder(data, item_tfms=Resize(size), bs=bs, device=device, num_workers=0)
 
-def _best_device():
-    import torch
-    return 'cuda' if torch.cuda.is_available() else 'mps' if torch.backends.mps.is_available() else 'cpu'
+def _best_device(): return _available()[0]
 
 def _positive(**kw):
     for k,v in kw.items():

@@ -9,13 +9,14 @@ Run: `python tools/docs.py` (site and README), `--readme` (README only) or `--si
 import html, json, os, re, subprocess, sys, warnings
 import nbformat
 from pathlib import Path
-from fastcore.nbio import dict2nb, nb2dict
+from fastcore.nbio import dict2nb, nb2dict, read_nb
 from fastcore.parallel import parallel
 from fastcore.script import call_parse
 from fastcore.xtras import working_directory
 from execnb.shell import CaptureShell
 from nbdev.config import get_config
 from nbdev.doclinks import nbpath2html
+from nbdev.frontmatter import nb_frontmatter
 from nbdev.process import NBProcessor
 from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
 from nbdev.test import _skip_cell
@@ -138,11 +139,8 @@ def _nbformat(nb):
     return nbformat.reads(json.dumps(d), as_version=4)
 
 def title_of(fn:Path) -> str:
-    "The page title nbdev reads from the notebook's first `# heading`"
-    nb = NBProcessor(fn, procs=[], process=True).nb
-    first = next((c.source for c in nb.cells if c.cell_type == 'markdown'), '')
-    m = re.match(r'#\s+(.+)', first)
-    return 'Home' if fn.stem == 'index' else m[1].strip() if m else fn.stem
+    "The page's title in the sidebar: nbdev's frontmatter title (its first `# heading`); the front page is Home"
+    return 'Home' if fn.stem == 'index' else nb_frontmatter(read_nb(fn)).get('title', fn.stem)
 
 def sidebar() -> list:
     "(page, title) of every page, in sidebar order"
