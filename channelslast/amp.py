@@ -6,7 +6,8 @@ Docs: https://channelslast.github.io/channelslast/amp.html.md"""
 
 # %% ../nbs/01_amp.ipynb #aefd13f0
 from __future__ import annotations
-import time, warnings
+import os, platform, time, warnings
+from contextlib import contextmanager
 import torch
 from torch.amp import GradScaler
 from fastcore.foundation import L
@@ -15,24 +16,60 @@ from fastai.learner import Learner
 from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 
 # %% auto #0
-__all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'check_amp_mode', 'default_amp_mode', 'device_amp_mode', 'amp_dtype',
-           'model_device_type', 'device_time', 'MixedPrecision', 'AMPMode']
+__all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
+           'default_amp_mode', 'device_amp_mode', 'amp_dtype', 'model_device_type', 'device_time', 'MixedPrecision',
+           'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
 
 # %% ../nbs/01_amp.ipynb #6cd10b4f
-def _cpu_has(*names) -> bool:
+_env = {'bf16': 'CHANNELSLAST_CPU_BF16', 'fp16': 'CHANNELSLAST_CPU_FP16'}  # set by `pretend_cpu`
+
+def _cpu_has(kind:str, *names) -> bool:
+    v = os.environ.get(_env[kind], '')
+    if v in ('0', '1'): return v == '1'
+    if v: raise ValueError(f"{_env[kind]}={v!r} is not a valid setting; valid: '1' (the CPU has native {kind}), '0' (it has none), or unset (ask the CPU)")
     # torch only exposes these checks privately; a torch without them reports "no", which is the safe answer
     return any(bool(getattr(torch.cpu, n, lambda: False)()) for n in names)
 
 def cpu_has_native_bf16() -> bool:
     "True if this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast beats float32"
-    return _cpu_has('_is_avx512_bf16_supported', '_is_amx_tile_supported')
+    return _cpu_has('bf16', '_is_avx512_bf16_supported', '_is_amx_tile_supported')
 
 def cpu_has_native_fp16() -> bool:
     "True if this CPU computes fp16 in hardware (AMX-FP16)"
-    return _cpu_has('_is_amx_fp16_supported')
+    return _cpu_has('fp16', '_is_amx_fp16_supported')
+
+# %% ../nbs/01_amp.ipynb #ab7d7d7a
+@contextmanager
+def pretend_cpu(
+    bf16:bool|None=None, # Whether the CPU has native bf16 inside the block; None: ask the hardware
+    fp16:bool|None=None, # Whether it has native fp16 (AMX-FP16); None: ask the hardware
+):
+    "Context manager: `cpu_has_native_bf16`/`cpu_has_native_fp16` answer `bf16`/`fp16` in the block, in subprocesses too"
+    new = {_env['bf16']: bf16, _env['fp16']: fp16}
+    old = {k: os.environ.get(k) for k in new}
+    try:
+        for k,v in new.items():
+            if v is not None: os.environ[k] = str(int(v))
+        yield
+    finally:
+        for k,v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+# %% ../nbs/01_amp.ipynb #88d6b733
+def cpu_name() -> str:
+    "This CPU's model name, as `lscpu` shows it"
+    try: names = [l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')]
+    except OSError: names = []  # not Linux
+    return names[0] if names else platform.processor() or platform.machine()
+
+def cpu_description() -> str:
+    "This CPU's name, core count and whether it has native bf16 (and fp16): what a figure measured on it should say"
+    return (f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
+            + (', native fp16: yes' if cpu_has_native_fp16() else ''))
 
 # %% ../nbs/01_amp.ipynb #05d356f7
 _amp_choices = "'fp16', 'bf16' (or AMPMode.FP16, AMPMode.BF16), 'auto' (measure), or None for the device's fast default"

@@ -7,8 +7,10 @@ Docs: https://channelslast.github.io/channelslast/check.html.md"""
 # %% ../nbs/03_check.ipynb #f47bbc67
 from __future__ import annotations
 import os
-# kineto logs a misleading 'ERROR ... gpuGetDeviceCount failed' on machines without a GPU; a user's setting wins
-os.environ.setdefault('KINETO_LOG_LEVEL', '5')
+# The profiler's kineto logs to stderr: `USDT: profiler_start`/`profiler_stop` around every profiled region, and
+# 'ERROR ... gpuGetDeviceCount failed' on machines without a GPU. It reads KINETO_LOG_LEVEL when the profiler is first
+# used (not at `import torch`), and 6 silences it all, so a report is all a check prints. A user's setting wins.
+os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 from contextlib import contextmanager
 import torch, pandas as pd
 from torch import nn

@@ -12,7 +12,7 @@ warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=Futur
 import contextlib, io, json
 from pathlib import Path
 from fastcore.script import call_parse, parse_cli, CliError
-from .amp import check_amp_mode
+from .amp import check_amp_mode, cpu_description
 from .check import *
 from .bench import *
 
@@ -92,7 +92,9 @@ def bench(
     except ValueError as e: raise CliError(f"channelslast bench: {e}") from None
     df = benchmark(mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode, compile=compile)
     info = dict(model=model, size=size, bs=bs, steps=steps, repeats=repeats, device=str(dev), data=data, amp_mode=amp_mode)
-    print(', '.join(f"{k} {v}" for k,v in info.items() if v is not None))
+    if dev.type == 'cpu': info['cpu'] = cpu_description()  # a CPU figure means little without the CPU
+    print(', '.join(f"{k} {v}" for k,v in info.items() if v is not None and k != 'cpu'))
+    if 'cpu' in info: print(f"cpu: {info['cpu']}")
     print(df.round(3).to_string(index=False))
     if out: _write(Path(out), df, info)
     return df
@@ -107,7 +109,7 @@ def _write(out:Path, df, info):
     err = [df['img/s'] - df['min'], df['max'] - df['img/s']]
     ax.barh(df.config, df['img/s'], xerr=err, color=['C0' if 'CL' in c else 'C7' for c in df.config])
     ax.invert_yaxis(); ax.set_xlabel('training images/s (median, min-max)')
-    ax.set_title(f"{info['model']}, {info['size']}px, bs {info['bs']}, {info['device']}")
+    ax.set_title(f"{info['model']}, {info['size']}px, bs {info['bs']}, {info['device']}" + (f"\n{info['cpu']}" if 'cpu' in info else ''), fontsize=10)
     fig.tight_layout(); fig.savefig(out/'speed.png', dpi=100); plt.close(fig)
 
 # %% ../nbs/05_cli.ipynb #8daf6a07

@@ -1,11 +1,11 @@
 """The docs site in a real browser, and the README it generates.
 
-Builds the site with the documented command, serves `_docs/` on localhost, opens every page in headless Chromium
-(Debian's `chromium`, driven by playwright) and checks: the page loads, nothing is logged to the console as an error,
+Builds the site with the documented command (once, shared with tests/test_notebooks.py: see conftest.py), serves
+`_docs/` on localhost, opens every page in headless Chromium (Debian's `chromium`, driven by playwright) and checks: the page loads, nothing is logged to the console as an error,
 nothing is fetched from outside the site, every image is drawn, and every link inside the site reaches a page (and
 the anchor on it). A screenshot of each page goes to `_screenshots/`. Links to other sites (fastai, PyTorch docs)
 can't be followed offline: they are counted, not checked."""
-import functools, importlib.util, re, subprocess, sys, threading
+import functools, importlib.util, re, threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urldefrag, urlparse
@@ -34,10 +34,9 @@ class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args): pass
 
 @pytest.fixture(scope='module')
-def site():
+def site(docs_build):
     assert chromium.exists(), f"{chromium} not found: the browser test needs Debian's chromium (apt-get install chromium)"
-    res = subprocess.run([sys.executable, 'tools/docs.py', '--site'], cwd=root, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert docs_build.returncode == 0, docs_build.stdout[-3000:] + docs_build.stderr[-5000:]
     srv = ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(site_dir)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f'http://127.0.0.1:{srv.server_port}/'

@@ -1,12 +1,15 @@
 """Build the docs site offline, and README.md from nbs/index.ipynb.
 
-Every notebook in nbs/ is executed (as `nbdev-test` runs it: `#| cuda` and `#| slow` cells skipped) unless it already
-holds outputs (the survey and the tutorial keep the outputs of the run that made them), processed by nbdev's docs
-processors (`show_doc`, `#| hide`, links), and rendered to `_docs/NAME.html` with nbconvert, plots as images, with a
-sidebar linking every page. No Quarto and no network: pages load nothing from outside `_docs/`.
+Every notebook in nbs/ is executed once, as `nbdev-test` runs it (`IN_TEST=1`, `#| cuda` and `#| slow` cells skipped,
+the first failing cell fails it), so this build is also the notebook test: `tests/test_notebooks.py` asserts it.
+A page shows the outputs of that run, except for notebooks that hold outputs in the file (the survey and the
+tutorial keep those of the run that made them, which name the CPU they came from): these are run all the same, and
+their stored outputs are shown. Then nbdev's docs processors (`show_doc`, `#| hide`, links) and nbconvert render each
+to `_docs/NAME.html`, plots as images, with a sidebar linking every page. No Quarto and no network: pages load
+nothing from outside `_docs/`.
 
 Run: `python tools/docs.py` (site and README), `--readme` (README only) or `--site` (site only)."""
-import html, json, os, re, subprocess, sys, warnings
+import html, json, os, re, subprocess, sys, time, warnings
 import nbformat
 from pathlib import Path
 from fastcore.nbio import dict2nb, nb2dict, read_nb
@@ -38,15 +41,21 @@ def page_name(nb:Path) -> str: return nbpath2html(nb).name
 
 def has_outputs(nb) -> bool: return any(c.get('outputs') for c in nb.cells)
 
-def execute(fn:Path):
-    "The notebook at `fn` with its outputs: the stored ones, or those of running it as `nbdev-test` does"
-    # nbdev adds a `show_doc` cell for each exported name the notebook doesn't document: add them before running it
-    nb = NBProcessor(fn, procs=[add_show_docs], rm_directives=False, process=True).nb
-    if has_outputs(nb): return nb
-    shell = CaptureShell(fn)
+def _run(nb, fn:Path):
+    "Run the cells of `nb` (read from `fn`) as `nbdev-test` does; the first failing cell raises"
+    os.environ['IN_TEST'] = '1'
     with working_directory(fn.parent), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        shell.run_all(nb, exc_stop=True, preproc=_skip_cell(nb, cfg.tst_flags.split()))
+        CaptureShell(fn).run_all(nb, exc_stop=True, preproc=_skip_cell(nb, cfg.tst_flags.split()))
+
+def execute(fn:Path):
+    "The notebook at `fn`, run once; with the outputs of this run, or with those stored in the file if it has any"
+    # nbdev adds a `show_doc` cell for each exported name the notebook doesn't document: add them before running it
+    nb = NBProcessor(fn, procs=[add_show_docs], rm_directives=False, process=True).nb
+    if has_outputs(nb):  # run as a test, shown with the outputs stored in it
+        _run(NBProcessor(fn, rm_directives=False, process=True).nb, fn)
+        return nb
+    _run(nb, fn)
     nb = dict2nb(nb2dict(nb))  # as if read from disk: joined output text, as nbdev's processors expect
     nb.path_ = str(fn)
     return nb
@@ -150,10 +159,12 @@ def build_page(fn:Path):
     "Render the notebook at `fn` into `_docs/`"
     (doc_path/page_name(fn)).write_text(render(fn, sidebar()))
 
-def _build_in_subprocess(fn:Path):
+def _build_in_subprocess(fn:Path) -> tuple:
+    "(page, seconds, error or None): each page in a process of its own, as `nbdev-test` runs each notebook"
+    t = time.perf_counter()
     res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True)
-    if res.returncode: raise RuntimeError(f"rendering {fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}")
-    return page_name(fn)
+    err = f"{fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}" if res.returncode else None
+    return page_name(fn),time.perf_counter() - t,err
 
 _css = """
 body { margin: 0; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328; display: flex; }
@@ -179,15 +190,17 @@ img { max-width: 100%; height: auto; }
 .jp-RenderedHTMLCommon hr { border: 0; border-top: 1px solid #d0d7de; margin: 2rem 0 1rem; }
 """
 
-def build_site():
-    "Render every notebook into `_docs/`, two at a time"
+def build_site() -> list:
+    "Run and render every notebook into `_docs/`, two at a time; exit naming each notebook that failed"
     doc_path.mkdir(exist_ok=True)
     for p in doc_path.glob('*.html'): p.unlink()
     (doc_path/'style.css').write_text(_css + HtmlFormatter(style='default').get_style_defs('.highlight'))
-    # each page in a process of its own, as `nbdev-test` runs them: one notebook's patches and state can't leak into
-    # another; two at a time
+    # one process per page: one notebook's patches and state can't leak into another
     done = parallel(_build_in_subprocess, notebooks(), n_workers=min(2, os.cpu_count()), threadpool=True, progress=False)
-    return list(done)
+    for page,secs,err in done: print(f"{'FAILED' if err else 'ran'} {page} in {secs:.0f} s")
+    errs = [err for _,_,err in done if err]
+    if errs: sys.exit('\n\n'.join(errs) + f"\n{len(errs)} of {len(done)} notebooks failed")
+    return [page for page,_,_ in done]
 
 def readme_text() -> str:
     "README.md: nbs/index.ipynb as Markdown, without its hidden (test) cells; links to pages point at their notebooks"
