@@ -12,12 +12,14 @@ import os
 # used (not at `import torch`), and 6 silences it all, so a report is all a check prints. A user's setting wins.
 os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 from contextlib import contextmanager
+import warnings
 import torch, pandas as pd
 from torch import nn
 from torch.profiler import profile, ProfilerActivity, record_function
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import *
+from .core import _guard_range, _remove_guard
 
 # %% auto #0
 __all__ = ['format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
@@ -50,11 +52,14 @@ def _conversions(events, phase:str) -> list[dict]:
         fsrc,fdst = _layout(src, src_s),_layout(dst, dst_s)
         # a conversion to or from channels-last; strided -> contiguous (attention heads, say) is not about the format
         if fsrc == fdst or 'both' in (fsrc, fdst) or 'channels_last' not in fsrc + fdst: continue
-        p = e.cpu_parent  # the innermost module range around the copy, if any
-        while p is not None and not p.name.startswith(_prefix): p = p.cpu_parent
+        p,guard = e.cpu_parent,False  # the innermost module range around the copy, if any
+        while p is not None and not p.name.startswith(_prefix):
+            guard = guard or p.name == _guard_range  # a copy the CPU guard makes
+            p = p.cpu_parent
         numel = torch.Size(dst).numel()
         rows.append(dict(phase=phase, module=p.name[len(_prefix):] if p else None, op=e.cpu_parent.name if e.cpu_parent else '',
-                         shape=tuple(dst), src=fsrc, dst=fdst, lost=_lost(fsrc, fdst), bytes=numel*_nbytes.get(e.input_dtypes[0], 4)))
+                         shape=tuple(dst), src=fsrc, dst=fdst, lost=_lost(fsrc, fdst) and not guard, guard=guard,
+                         bytes=numel*_nbytes.get(e.input_dtypes[0], 4)))
     return rows
 
 # %% ../nbs/03_check.ipynb #3e4b4494
@@ -100,7 +105,8 @@ class ThrashReport:
         df:pd.DataFrame, # One row per leaf module: name, type, shapes, formats, thrash
         copies:pd.DataFrame, # One row per layout-changing copy kernel, forward and backward
         types:dict, # Module name -> type name
-    ): store_attr()
+        guarded:list=None, # Layers the CPU guard runs in NCHW (`needs_cpu_guard`): unguarded they would crash
+    ): store_attr(); self.guarded = guarded or []
 
     @property
     def ok(self) -> bool: return not self.thrash_points
@@ -119,8 +125,13 @@ class ThrashReport:
                    f"THRASHES: channels-last is lost at {len(self.thrash_points)} point{'s'*(len(self.thrash_points)>1)}")
         lines = [f"{self.name}: {verdict}"]
         lines += [f"  {n or '(model)'} ({self.types.get(n, '?')})" for n in self.thrash_points]
+        if self.guarded:
+            lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW, which would crash in "
+                         "channels-last (1x1 Conv2d, stride > 1, < 16 input channels: oneDNN issue #6035)")
+            lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
         nw = int(self.copies[self.copies.phase == 'backward'].weight.sum())
-        lines.append(f"layout-changing copies: forward {self.fwd_copies} ({_mb(self.fwd_bytes)}), "
+        ng = int(self.copies[self.copies.phase == 'forward'].guard.sum())
+        lines.append(f"layout-changing copies: forward {self.fwd_copies} ({_mb(self.fwd_bytes)}{f'; {ng} by the guard' if ng else ''}), "
                      f"backward {self.bwd_copies} ({_mb(self.bwd_bytes)}; {nw} of them weight-gradient shaped)")
         return '\n'.join(lines)
 
@@ -132,8 +143,8 @@ class ThrashReport:
 # %% ../nbs/03_check.ipynb #2641d9d5
 @contextmanager
 def _preserved(model:nn.Module):
-    "Put back `model`'s mode, tensors (layout and device), buffer values and gradients after the block"
-    training = model.training
+    "Put back `model`'s mode, tensors (layout and device), buffer values, gradients and guard hooks after the block"
+    training,guarded = model.training,set(guarded_layers(model))
     ts = [*model.parameters(), *model.buffers()]
     data,grads = [t.data for t in ts],[getattr(t, 'grad', None) for t in ts]
     values = [b.detach().clone() for b in model.buffers()]
@@ -143,6 +154,8 @@ def _preserved(model:nn.Module):
         with torch.no_grad():
             for b,v in zip(model.buffers(), values): b.copy_(v)
         model.train(training)
+        for n,m in model.named_modules():
+            if n not in guarded: _remove_guard(m)  # the guard hooks the check added
 
 def _inputs(x, device) -> tuple:
     "Model inputs from a shape tuple, a tensor or a tuple of them, on `device`"
@@ -169,7 +182,10 @@ def check_channels_last(
     with _preserved(model):
         model.to(device).train()
         for q in model.parameters(): q.grad = None
-        model_to_channels_last(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the report names the guarded layers
+            model_to_channels_last(model)
+        guarded = guarded_layers(model) if device.type == 'cpu' else []
         xs = to_channels_last(_inputs(x, device))
         rec = _Recorder(model)
         try:
@@ -179,7 +195,7 @@ def check_channels_last(
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as bwd:
             if isinstance(loss, torch.Tensor): loss.backward()
     copies = pd.DataFrame(_conversions(fwd.events(), 'forward') + _conversions(bwd.events(), 'backward'),
-                          columns=['phase', 'module', 'op', 'shape', 'src', 'dst', 'lost', 'bytes'])
+                          columns=['phase', 'module', 'op', 'shape', 'src', 'dst', 'lost', 'guard', 'bytes'])
     copies['weight'] = copies['shape'].isin({tuple(q.shape) for q in model.parameters()})  # a weight (gradient) copy
     lost = set(rec.lost) | set(copies[(copies.phase == 'forward') & copies.lost].module.dropna())
     # a container around a module that loses the format also returns it lost: name the innermost
@@ -189,7 +205,7 @@ def check_channels_last(
     df = pd.DataFrame(list(rec.rows.values()), columns=['module', 'type', 'in_shape', 'out_shape', 'in_format', 'out_format'])
     df['thrash'] = df.module.isin(points)
     types = {n: type(m).__name__ for m,n in rec.names.items()}
-    return ThrashReport(name or type(model).__name__, points, df, copies, types)
+    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded)
 
 # %% ../nbs/03_check.ipynb #9dae7dac
 @patch

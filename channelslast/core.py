@@ -6,14 +6,17 @@ Docs: https://channelslast.github.io/channelslast/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #40a7a64b
 from __future__ import annotations
+import warnings
 from contextlib import contextmanager
 import torch
 from torch import nn
+from torch.autograd.profiler import record_function
 from fastai.torch_core import apply
 
 # %% auto #0
-__all__ = ['memory_format_for', 'is_channels_last', 'to_channels_last', 'to_contiguous_format', 'model_to_channels_last',
-           'model_to_contiguous', 'model_is_channels_last', 'contiguous_model']
+__all__ = ['memory_format_for', 'is_channels_last', 'to_channels_last', 'to_contiguous_format', 'needs_cpu_guard',
+           'guarded_layers', 'model_to_channels_last', 'model_to_contiguous', 'model_is_channels_last',
+           'contiguous_model']
 
 # %% ../nbs/00_core.ipynb #21a2e003
 def memory_format_for(t:torch.Tensor) -> torch.memory_format|None:
@@ -41,21 +44,80 @@ def to_contiguous_format(x):
     "Put every floating 4D/5D tensor in `x` (a tensor or nested tuple/list/dict) back in `torch.contiguous_format`"
     return apply(_to_format, x, False)
 
+# %% ../nbs/00_core.ipynb #c4b70b14
+_guard_range = 'channelslast.guard'  # profiler range around the guard's copies (`check_channels_last` counts them apart)
+
+def needs_cpu_guard(m:nn.Module) -> bool:
+    "True for a layer whose channels-last backward oneDNN gets wrong on CPUs (#6035): 1x1 `Conv2d`, stride > 1, < 16 input channels"
+    return isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1) and max(m.stride) > 1 and m.in_channels < 16
+
+def _nchw(t:torch.Tensor) -> torch.Tensor:
+    return t if t.stride() == _nchw_strides(t.shape) else t.clone(memory_format=torch.contiguous_format)
+
+def _guard_pre(m, args):
+    "Hand the layer its input in NCHW (on a CPU)"
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.device.type != 'cpu' or x.ndim != 4: return None
+    with record_function(_guard_range): return (_nchw(x), *args[1:])
+
+def _guard_post(m, args, out):
+    "Hand its output on in channels-last (on a CPU)"
+    if not isinstance(out, torch.Tensor) or out.device.type != 'cpu' or out.ndim != 4: return None
+    with record_function(_guard_range): return out.contiguous(memory_format=torch.channels_last)
+
+def _add_guard(m:nn.Module) -> bool:
+    "Put the guard's hooks on `m` unless they are there; whether they were added"
+    if _guard_pre in m._forward_pre_hooks.values(): return False
+    m.register_forward_pre_hook(_guard_pre); m.register_forward_hook(_guard_post)
+    return True
+
+def _remove_guard(m:nn.Module):
+    # by function, not by handle: handles don't survive `copy.deepcopy` or pickling, the hook dicts do
+    for d,f in ((m._forward_pre_hooks, _guard_pre), (m._forward_hooks, _guard_post)):
+        for k in [k for k,h in d.items() if h is f]: del d[k]
+
+def guarded_layers(model:nn.Module) -> list:
+    "Names of the layers of `model` that the CPU guard runs in NCHW"
+    return [n for n,m in model.named_modules() if _guard_pre in m._forward_pre_hooks.values()]
+
+def _guard_msg(model, names) -> str:
+    return (f"channels-last: {len(names)} layer{'s'*(len(names)>1)} of {type(model).__name__} keep{'s'*(len(names)==1)} NCHW "
+            f"on CPUs: {', '.join(names)}. A 1x1 Conv2d with stride > 1 and fewer than 16 input channels crashes or "
+            "corrupts memory in oneDNN's channels-last backward (oneDNN issue #6035); the rest of the model is channels-last.")
+
 # %% ../nbs/00_core.ipynb #e1fbd44d
-def _convert_tensors(model:nn.Module, channels_last:bool) -> nn.Module:
+def _nchw_strides(shape) -> tuple:
+    st,s = [],1
+    for n in reversed(shape): st.append(s); s *= n
+    return tuple(reversed(st))
+
+def _convert_tensors(model:nn.Module, channels_last:bool, keep_nchw:set=frozenset()) -> nn.Module:
+    "Tensors of `model` to channels-last or NCHW; those whose id is in `keep_nchw` to NCHW either way"
     for t in [*model.parameters(), *model.buffers()]:
         for o in (t, t.grad):
             if o is None or o.ndim not in (4,5): continue
-            fmt = memory_format_for(o) if channels_last else torch.contiguous_format
-            if not o.is_contiguous(memory_format=fmt): o.data = o.data.contiguous(memory_format=fmt)
+            if channels_last and id(t) not in keep_nchw:
+                fmt = memory_format_for(o)
+                if not o.is_contiguous(memory_format=fmt): o.data = o.data.contiguous(memory_format=fmt)
+            # NCHW strides exactly: `.contiguous()` keeps a 1x1 weight's channels-last strides (size-1 dims don't count
+            # for it), and oneDNN reads them and runs the layer in NHWC all the same
+            elif o.stride() != _nchw_strides(o.shape): o.data = o.data.clone(memory_format=torch.contiguous_format)
     return model
 
-def model_to_channels_last(model:nn.Module) -> nn.Module:
+def model_to_channels_last(model:nn.Module,
+    guard:bool=True, # Keep the layers that crash oneDNN's CPU kernels (`needs_cpu_guard`) in NCHW on CPUs
+) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
-    return _convert_tensors(model, True)
+    layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
+    _convert_tensors(model, True, {id(p) for _,m in layers for p in m.parameters(recurse=False)})
+    new = [n for n,m in layers if _add_guard(m)]
+    p = next(model.parameters(), None)
+    if new and p is not None and p.device.type == 'cpu': warnings.warn(_guard_msg(model, new), stacklevel=2)
+    return model
 
 def model_to_contiguous(model:nn.Module) -> nn.Module:
     "Put `model`'s 4D and 5D parameters and buffers back in `torch.contiguous_format`, in place"
+    for m in model.modules(): _remove_guard(m)
     return _convert_tensors(model, False)
 
 # %% ../nbs/00_core.ipynb #ae32be06
