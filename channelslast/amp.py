@@ -10,8 +10,10 @@ import os, platform, time, warnings
 from contextlib import contextmanager
 import torch
 from torch.amp import GradScaler
+from torch.amp.grad_scaler import OptState
 from fastcore.foundation import L
 from fastcore.meta import delegates
+from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 
@@ -152,16 +154,40 @@ class MixedPrecision(FastaiMixedPrecision):
         self.learn.scaler = GradScaler(dt, **{**self.kwargs, 'enabled': enabled})
         if self.scaler_state is not None: self.learn.scaler.load_state_dict(self.scaler_state)
 
-    active = True  # False runs steps in float32 (`ChannelsLast(auto=True)` uses it to time both)
+    active,entered = True,False  # active=False runs steps in float32 (`ChannelsLast(auto=True)` uses it to time both)
     def before_fit(self): self._setup(); self.scales = L()
     def before_validate(self): self._setup()
     def before_batch(self):
-        if self.active: self.autocast.__enter__()
-    def after_loss(self):
-        if self.active: self.autocast.__exit__(None, None, None)
+        if self.active: self.autocast.__enter__(); self.entered = True
+    def after_loss(self): self.leave_autocast()
+    def after_batch(self): self.leave_autocast()  # a `CancelBatchException` before `after_loss` skips it
     def after_fit(self): pass  # keep autocast and scaler (and so the learnt scale) for the next fit and for inference
+
+    def leave_autocast(self):
+        "Exit the autocast context this callback entered, if it is still entered"
+        if self.entered: self.entered = False; self.autocast.__exit__(None, None, None)
+
+    def after_fault(self):
+        "After an exception in a batch: no autocast left entered, and a scaler that takes the next step"
+        self.leave_autocast()
+        s = getattr(self.learn, 'scaler', None)
+        # a fault between the scaler's `step` (in `before_step`) and its `update` (in `after_step`) leaves the step
+        # recorded, and every later step would fail with "step() has already been called since the last update()"
+        if s is not None and s.is_enabled() and any(o['stage'] is not OptState.READY for o in s._per_optimizer_states.values()): s.update()
 
     def load_scaler_state(self, state:dict|None):
         "Restore a `GradScaler` state now, or when the scaler is created"
         self.scaler_state = state
         if state is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(state)
+
+# %% ../nbs/01_amp.ipynb #8788b670
+if not hasattr(Learner, 'fastai_one_batch'): Learner.fastai_one_batch = Learner.one_batch  # once, even if reloaded
+
+@patch
+def one_batch(self:Learner, i, b):
+    "fastai's `one_batch`; if it raises, `MixedPrecision` leaves autocast and settles its scaler first"
+    try: self.fastai_one_batch(i, b)
+    except BaseException:
+        mp = getattr(self, 'mixed_precision', None)
+        if isinstance(mp, MixedPrecision): mp.after_fault()
+        raise

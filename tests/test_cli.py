@@ -22,6 +22,13 @@ def test_check_names_thrash_point():
     assert res.returncode == 0, res.stderr
     assert 'THRASHES' in res.stdout and 'body.s2d (SpaceToDepth)' in res.stdout, res.stdout
 
+def test_check_names_guarded_layer():
+    "repvgg_a2's stem branch would crash PyTorch's CPU backward in channels-last: the check runs it guarded, and says so"
+    res = run('check', 'repvgg_a2', '--size', '96')
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    assert 'repvgg_a2: OK' in res.stdout and 'guarded on CPUs: 1 layer run in NCHW' in res.stdout, res.stdout
+    assert '  stem.conv_1x1.conv (Conv2d)' in res.stdout and res.stderr == '', res.stdout + res.stderr
+
 def test_check_torchvision():
     res = run('check', 'torchvision:resnet18', '--size', '32', '--bs', '2')
     assert res.returncode == 0 and 'torchvision:resnet18: OK' in res.stdout, res.stderr
