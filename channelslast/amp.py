@@ -180,6 +180,29 @@ class MixedPrecision(FastaiMixedPrecision):
         self.scaler_state = state
         if state is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(state)
 
+# %% ../nbs/01_amp.ipynb #18ad52c7
+def _set_amp(learn:Learner, amp_mode, **kwargs) -> Learner:
+    "Replace any `MixedPrecision` on `learn` (fastai's or ours) by ours, in `amp_mode`"
+    mp = MixedPrecision(amp_mode, **kwargs)  # checks its arguments before anything changes
+    return learn.to_fp32().add_cb(mp)
+
+@patch
+@delegates(GradScaler)
+def to_fp16(self:Learner, **kwargs) -> Learner:
+    "Set `Learner` to float16 mixed precision on the model's device (fastai's: CUDA only), replacing any before"
+    return _set_amp(self, AMPMode.FP16, **kwargs)
+
+@patch
+def to_bf16(self:Learner) -> Learner:
+    "Set `Learner` to bfloat16 mixed precision on the model's device (fastai's: CUDA only), replacing any before"
+    return _set_amp(self, AMPMode.BF16)
+
+@patch
+def to_fp32(self:Learner) -> Learner:
+    "Set `Learner` to float32 precision: no `MixedPrecision`, no `GradScaler`"
+    self.remove_cb(FastaiMixedPrecision); self.scaler = None
+    return self
+
 # %% ../nbs/01_amp.ipynb #8788b670
 if not hasattr(Learner, 'fastai_one_batch'): Learner.fastai_one_batch = Learner.one_batch  # once, even if reloaded
 

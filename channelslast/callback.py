@@ -99,8 +99,7 @@ def to_contiguous(self:Learner,
     "Set `Learner` and inputs back to `contiguous_format`, optionally to single precision"
     _learner_to_format(self, False)
     self.remove_cb(FastaiChannelsLast)  # fastai's or ours: ours subclasses it
-    if to_fp32: self.remove_cb(FastaiMixedPrecision); self.scaler = None
-    return self
+    return self.to_fp32() if to_fp32 else self
 
 # %% ../nbs/02_callback.ipynb #35a0b43c
 @patch
