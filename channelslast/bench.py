@@ -91,6 +91,32 @@ class _StepTimer(Callback):
         if self.device_type == 'cuda': self.peak = max(self.peak, torch.cuda.max_memory_allocated())
     def before_validate(self): raise CancelValidException()
 
+# %% ../nbs/04_bench.ipynb #4740bc72
+class _PredsLimit(Callback):
+    "End `get_preds` after `steps` batches"
+    order = 100  # after `GatherPredsCallback` has kept the batch
+    def __init__(self, steps:int): self.steps = steps
+    def before_validate(self): self.n = 0
+    def after_batch(self):
+        self.n += 1
+        if self.n == self.steps: raise CancelValidException()
+
+def _probs(o): return F.softmax(o.float(), dim=-1)
+
+def _bench_inference(learns:dict, dl, steps:int, warmup:int, repeats:int, device_type:str) -> pd.DataFrame:
+    "img/s of `get_preds` on the first `steps` batches of `dl` per config, in turns; predictions against NCHW fp32's"
+    ips,preds = {k: [] for k in learns},{}
+    for r in progress_bar(range(warmup + repeats), leave=False):
+        for k,l in learns.items():
+            t0 = device_time(device_type)
+            with l.no_bar(): preds[k] = l.get_preds(dl=dl, act=_probs, reorder=False, cbs=_PredsLimit(steps))[0]
+            if r >= warmup: ips[k].append(len(preds[k]) / (device_time(device_type) - t0))
+    ref = preds.get('NCHW fp32', next(iter(preds.values())))
+    rows = [{'config': k, 'img/s': s.median(), 'min': s.min(), 'max': s.max(),
+             'top1 agree': float((preds[k].argmax(-1) == ref.argmax(-1)).float().mean()),
+             'max |dp|': float((preds[k] - ref).abs().max())} for k,s in ((k, pd.Series(v)) for k,v in ips.items())]
+    return _with_speedups(pd.DataFrame(rows))
+
 # %% ../nbs/04_bench.ipynb #4fc41ff6
 def _runnable(configs:dict, model:nn.Module, device) -> dict:
     "`configs` less 'fastai stock' where fastai's callback would crash the process (our guard can't reach into it)"
@@ -112,8 +138,9 @@ def benchmark(
     loss_func=None, # Default: `nn.CrossEntropyLoss()`
     lr:float=1e-3, # Learning rate of the (Adam) steps
     validate:bool=True, # Report each config's validation accuracy after its training
+    inference:bool=False, # Time `get_preds` on `steps` validation batches instead, and compare the predictions
 ) -> pd.DataFrame:
-    "Time real fastai training steps in each memory format and precision; img/s, speedups, memory and accuracy"
+    "Time real fastai training steps (or inference) in each memory format and precision; img/s, speedups, and more"
     base = model() if callable(model) and not isinstance(model, nn.Module) else model
     device = torch.device(getattr(dls, 'device', None) or 'cpu')
     configs = configs or _runnable(bench_configs(amp_mode, device.type, compile), base, device)
@@ -125,6 +152,7 @@ def benchmark(
     bs = dls.train.bs
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # slow-precision warnings are the point here; fastai's warns off CUDA
+        if inference: return _bench_inference(learns, dls.valid, steps, warmup, repeats, device.type)
         for r in progress_bar(range(warmup + repeats), leave=False):
             for k,l in learns.items():
                 # the same batches, in the same order, for every config: their accuracies are then comparable
@@ -139,7 +167,10 @@ def benchmark(
         ips = pd.Series([steps * bs / s for s in t.times[warmup:]])
         rows.append({'config': k, 'img/s': ips.median(), 'min': ips.min(), 'max': ips.max(),
                      'peak MB': t.peak / 2**20, **({'accuracy': acc[k]} if validate else {})})
-    df = pd.DataFrame(rows)
+    return _with_speedups(pd.DataFrame(rows))
+
+def _with_speedups(df:pd.DataFrame) -> pd.DataFrame:
+    "`df` with each config's median img/s divided by NCHW fp32's and by fastai stock's"
     med = df.set_index('config')['img/s']
     df.insert(4, 'vs NCHW fp32', df['img/s'] / med.get('NCHW fp32', float('nan')))
     df.insert(5, 'vs fastai stock', df['img/s'] / med.get('fastai stock', float('nan')))

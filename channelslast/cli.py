@@ -63,6 +63,16 @@ def _bench_dls(data:str, size:int, bs:int, device):
 
 def _best_device(): return _available()[0]
 
+def _trained(model, dls):
+    "`model` after one epoch on `dls` (float32 NCHW): predictions worth comparing across configs, not near-ties"
+    import warnings
+    from torch import nn
+    from fastai.learner import Learner
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss())
+    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); learn.fit(1, 3e-3)
+    return model
+
 def _positive(**kw):
     for k,v in kw.items():
         if v < 1: raise ValueError(f"--{k} {v} must be at least 1")
@@ -78,9 +88,10 @@ def bench(
     amp_mode:str=None, # Precision of the AMP configs: fp16 or bf16; default: fp16 on GPUs, bf16 on CPUs
     data:str='digits', # digits (real, shipped with scikit-learn), synthetic, or an image folder PATH
     compile:bool=False, # Also time torch.compile'd configs
+    inference:bool=False, # Time inference (get_preds on STEPS validation batches) of MODEL trained an epoch first
     out:str=None, # Folder to write results.json and speed.png to
 ):
-    "Train MODEL in each memory format and precision, and print throughput, speedups, memory and accuracy"
+    "Train MODEL (or predict with it) in each memory format and precision, and print throughput, speedups and more"
     try:
         _positive(size=size, bs=bs, steps=steps, repeats=repeats)
         if amp_mode is not None: check_amp_mode(amp_mode)
@@ -90,8 +101,10 @@ def bench(
         mk = lambda: model_from_name(model, num_classes=n_out)
         mk()  # a bad name fails here, before any training
     except ValueError as e: raise CliError(f"channelslast bench: {e}") from None
-    df = benchmark(mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode, compile=compile)
-    info = dict(model=model, size=size, bs=bs, steps=steps, repeats=repeats, device=str(dev), data=data, amp_mode=amp_mode)
+    df = benchmark(_trained(mk(), dls) if inference else mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode,
+                   compile=compile, inference=inference)
+    info = dict(model=model, size=size, bs=bs, steps=steps, repeats=repeats, device=str(dev), data=data, amp_mode=amp_mode,
+                mode='inference' if inference else None)
     if dev.type == 'cpu': info['cpu'] = cpu_description()  # a CPU figure means little without the CPU
     print(', '.join(f"{k} {v}" for k,v in info.items() if v is not None and k != 'cpu'))
     if 'cpu' in info: print(f"cpu: {info['cpu']}")
@@ -108,7 +121,7 @@ def _write(out:Path, df, info):
     fig,ax = plt.subplots(figsize=(7, 0.5 + 0.45*len(df)))
     err = [df['img/s'] - df['min'], df['max'] - df['img/s']]
     ax.barh(df.config, df['img/s'], xerr=err, color=['C0' if 'CL' in c else 'C7' for c in df.config])
-    ax.invert_yaxis(); ax.set_xlabel('training images/s (median, min-max)')
+    ax.invert_yaxis(); ax.set_xlabel(f"{info.get('mode') or 'training'} images/s (median, min-max)")
     ax.set_title(f"{info['model']}, {info['size']}px, bs {info['bs']}, {info['device']}" + (f"\n{info['cpu']}" if 'cpu' in info else ''), fontsize=10)
     fig.tight_layout(); fig.savefig(out/'speed.png', dpi=100); plt.close(fig)
 

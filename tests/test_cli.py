@@ -1,5 +1,5 @@
 "The `channelslast` console script, run as a user runs it"
-import os, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -63,6 +63,18 @@ def test_bench_end_to_end(tmp_path):
     assert any(l.startswith('cpu: ') and 'native bf16: ' in l for l in lines), res.stdout  # the figures name the CPU
     for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock'): assert any(l.strip().startswith(cfg) for l in lines), cfg
     assert (tmp_path/'results.json').exists() and (tmp_path/'speed.png').stat().st_size > 1000
+
+def test_bench_inference(tmp_path):
+    "--inference times get_preds in every config and says how the predictions agree with NCHW fp32's"
+    res = run('bench', '--inference', '--steps', '2', '--repeats', '1', '--out', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert any(l.startswith('model resnet10t') and l.endswith('mode inference') for l in lines), res.stdout
+    header = next(l for l in lines if l.strip().startswith('config'))
+    assert 'top1 agree' in header and 'max |dp|' in header and 'accuracy' not in header, header
+    row = next(l for l in lines if l.strip().startswith('CL fp32')).split()
+    assert float(row[-2]) == 1.0 and float(row[-1]) < 1e-3, row  # channels-last predicts what NCHW does
+    assert json.loads((tmp_path/'results.json').read_text())['mode'] == 'inference' and (tmp_path/'speed.png').exists()
 
 def test_bench_bad_arguments_one_line_exit_2():
     for args, msg in [(['--bs', 'x'], "argument --bs: invalid int value: 'x'"),
