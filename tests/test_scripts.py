@@ -13,6 +13,13 @@ def test_import_order():
                         "print(type(l.channels_last) is c.ChannelsLast, type(l.mixed_precision) is c.MixedPrecision)")
         assert res.returncode == 0 and res.stdout.split() == ['True', 'True'], res.stderr
 
+def test_precision_methods_after_fastai_ones():
+    "A learner given fastai's MixedPrecision (twice) before this library is imported: to_bf16() then leaves one, ours, in bf16"
+    res = run('-W', 'ignore', '-c', "from fastai.test_utils import synth_learner\nfrom fastai.callback.fp16 import MixedPrecision as F\n"
+              "l = synth_learner().to_fp16().to_bf16()\nimport channelslast.all as c\nl.to_bf16()\n"
+              "mps = [cb for cb in l.cbs if isinstance(cb, F)]\nprint(len(mps), type(mps[0]) is c.MixedPrecision, mps[0].amp_mode.value)")
+    assert res.returncode == 0 and res.stdout.split() == ['1', 'True', 'bf16'], res.stdout + res.stderr
+
 def test_benchmark_script():
     "The benchmark runs end to end and reports every config with a positive time"
     res = run('benchmarks/train_cpu.py', '--model', 'resnet10t', '--size', '32', '--bs', '4', '--batches', '1', '--repeats', '1', '--md')

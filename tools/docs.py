@@ -159,10 +159,15 @@ def build_page(fn:Path):
     "Render the notebook at `fn` into `_docs/`"
     (doc_path/page_name(fn)).write_text(render(fn, sidebar()))
 
+_workers = min(2, os.cpu_count())
+
 def _build_in_subprocess(fn:Path) -> tuple:
     "(page, seconds, error or None): each page in a process of its own, as `nbdev-test` runs each notebook"
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True)
+    # each of the pages built at once gets its share of the cores: two processes with a thread per core each made
+    # the build 2-10x slower on 2 cores (OpenMP threads spinning against each other). A user's setting wins
+    env = {'OMP_NUM_THREADS': str(max(1, os.cpu_count() // _workers)), **os.environ}
+    res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True, env=env)
     err = f"{fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}" if res.returncode else None
     return page_name(fn),time.perf_counter() - t,err
 
@@ -196,7 +201,7 @@ def build_site() -> list:
     for p in doc_path.glob('*.html'): p.unlink()
     (doc_path/'style.css').write_text(_css + HtmlFormatter(style='default').get_style_defs('.highlight'))
     # one process per page: one notebook's patches and state can't leak into another
-    done = parallel(_build_in_subprocess, notebooks(), n_workers=min(2, os.cpu_count()), threadpool=True, progress=False)
+    done = parallel(_build_in_subprocess, notebooks(), n_workers=_workers, threadpool=True, progress=False)
     for page,secs,err in done: print(f"{'FAILED' if err else 'ran'} {page} in {secs:.0f} s")
     errs = [err for _,_,err in done if err]
     if errs: sys.exit('\n\n'.join(errs) + f"\n{len(errs)} of {len(done)} notebooks failed")
