@@ -4,7 +4,7 @@ Configs run interleaved (A B C D A B C D ...) in one process so machine drift hi
 warm-up and is dropped. Prints the median seconds per epoch (min-max beside it) and the ratios.
 Run: `python benchmarks/train_cpu.py` (about 4 minutes on 2 cores); `--md` also prints a Markdown table; `--compile`
 adds our two configs with `torch.compile` (compilation happens in the warm-up round and is not timed)."""
-import platform, time, warnings
+import time, warnings
 import torch, timm, pandas as pd
 from fastcore.script import call_parse
 from fastai.vision.all import *
@@ -59,8 +59,8 @@ def main(model:str='resnet50', size:int=96, bs:int=32, batches:int=6, repeats:in
     df['speedup vs fastai stock'] = med['fastai ChannelsLast+MixedPrecision'] / df['s/epoch (median)']
     amp = learns['ours to_channelslast()'].mixed_precision
     print(f"{model}, {size}px, bs {bs}, {batches} train + 1 valid batches/epoch, {repeats} interleaved repeats; "
-          f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"native bf16: {cpu_has_native_bf16()}, ours' default autocast dtype: {amp.dtype}")
+          f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
+          f"CPU: {cpu_description()}, ours' default autocast dtype: {amp.dtype}")
     pd.set_option('display.width', 200)
     print(df.round(2).to_string(index=False))
     if md: print(df.round(2).to_markdown(index=False))
