@@ -33,15 +33,18 @@ def run_case(c:dict, q):
     g = grad(True)
     q.put(float((g - ref).abs().max() / ref.abs().max().clamp_min(1e-12)))
 
+def in_child(target, args:tuple, timeout:float):
+    "`target(*args, q)` in a forked child: what it put in `q`, or 'hang' (killed at `timeout`) or 'crash (SIGNAL)'"
+    ctx = mp.get_context('fork'); q = ctx.SimpleQueue()
+    p = ctx.Process(target=target, args=(*args, q)); p.start(); p.join(timeout)
+    if p.is_alive(): os.kill(p.pid, signal.SIGKILL); p.join(); return 'hang'
+    if p.exitcode: return f"crash ({signal.Signals(-p.exitcode).name if p.exitcode < 0 else f'exit {p.exitcode}'})"
+    return q.get()
+
 def outcome(c:dict, timeout:float=10., tol:dict={'fp32': 1e-4, 'bf16': 2e-2}) -> str:
     "ok, wrong (weight grad off by more than `tol`), crash (signal or exit code) or hang"
-    q = mp.get_context('fork').SimpleQueue()
-    p = mp.get_context('fork').Process(target=run_case, args=(c, q))
-    p.start(); p.join(timeout)
-    if p.is_alive(): os.kill(p.pid, signal.SIGKILL); p.join(); return 'hang'
-    if p.exitcode != 0:
-        return f"crash ({signal.Signals(-p.exitcode).name})" if p.exitcode < 0 else f"crash (exit {p.exitcode})"
-    err = q.get()
+    err = in_child(run_case, (c,), timeout)
+    if isinstance(err, str): return err
     return 'ok' if err <= tol[c['dtype']] else f"wrong ({err:.1e})"
 
 def cases(quick:bool):

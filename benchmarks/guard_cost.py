@@ -2,8 +2,9 @@
 in channels-last with the guard (the stem in NCHW, the rest channels-last), and in channels-last without it (which
 may crash: each round of each config runs in a forked child, so a crash is counted, not fatal). Rounds are
 interleaved; medians over rounds. Run: `python benchmarks/guard_cost.py [--model repvgg_a2] [--sizes 96 224]`."""
-import argparse, multiprocessing as mp, os, signal, statistics, sys, time, warnings
+import argparse, statistics, sys, time, warnings
 import torch  # imported before forking; no torch work runs in this (parent) process, so forking is safe
+from conv_boundary import in_child  # beside this file
 
 CONFIGS = ('NCHW', 'CL guarded', 'CL unguarded')
 
@@ -23,13 +24,6 @@ def steps(cfg, model_name, size, bs, n, q):
         ts.append(time.perf_counter() - t)
     q.put((statistics.median(ts[2:]), len(guarded_layers(m))))
 
-def run(cfg, *args, timeout=600):
-    ctx = mp.get_context('fork'); q = ctx.SimpleQueue()
-    p = ctx.Process(target=steps, args=(cfg, *args, q)); p.start(); p.join(timeout)
-    if p.is_alive(): os.kill(p.pid, signal.SIGKILL); p.join(); return 'hang'
-    if p.exitcode: return f"crash ({signal.Signals(-p.exitcode).name if p.exitcode < 0 else p.exitcode})"
-    return q.get()
-
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--model', default='repvgg_a2'); ap.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128, 224])
@@ -45,7 +39,7 @@ if __name__ == '__main__':
         res = {c: [] for c in CONFIGS}
         for r in range(a.rounds):
             for c in CONFIGS:
-                res[c].append(run(c, a.model, size, a.bs, a.steps))
+                res[c].append(in_child(steps, (c, a.model, size, a.bs, a.steps), timeout=600))
                 print(f"size {size} round {r} {c}: {res[c][-1]}", file=sys.stderr, flush=True)
         ok = {c: [o[0] for o in rs if isinstance(o, tuple)] for c,rs in res.items()}
         med = {c: statistics.median(v) if v else float('nan') for c,v in ok.items()}

@@ -20,6 +20,7 @@ from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from fastai.metrics import accuracy
 from .core import *
+from .core import _guard_why
 from .amp import *
 from .callback import *
 
@@ -123,7 +124,7 @@ def _runnable(configs:dict, model:nn.Module, device) -> dict:
     bad = [n for n,m in model.named_modules() if needs_cpu_guard(m)] if device.type == 'cpu' else []
     if not bad or 'fastai stock' not in configs: return configs
     warnings.warn(f"benchmark: 'fastai stock' left out: fastai's ChannelsLast puts {', '.join(bad)} in channels-last, and "
-                  "its backward crashes on CPUs (oneDNN issue #6035); our configurations guard it (see `needs_cpu_guard`)")
+                  f"{_guard_why}; our configurations guard it (see `needs_cpu_guard`)")
     return {k: v for k,v in configs.items() if k != 'fastai stock'}
 
 def benchmark(

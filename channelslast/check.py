@@ -19,7 +19,7 @@ from torch.profiler import profile, ProfilerActivity, record_function
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import *
-from .core import _guard_range, _remove_guard
+from .core import _guard_range, _guard_why, _remove_guard
 
 # %% auto #0
 __all__ = ['format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
@@ -126,8 +126,7 @@ class ThrashReport:
         lines = [f"{self.name}: {verdict}"]
         lines += [f"  {n or '(model)'} ({self.types.get(n, '?')})" for n in self.thrash_points]
         if self.guarded:
-            lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW, which would crash in "
-                         "channels-last (1x1 Conv2d, stride > 1, < 16 input channels: oneDNN issue #6035)")
+            lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
         nw = int(self.copies[self.copies.phase == 'backward'].weight.sum())
         ng = int(self.copies[self.copies.phase == 'forward'].guard.sum())

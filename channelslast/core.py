@@ -46,6 +46,9 @@ def to_contiguous_format(x):
 
 # %% ../nbs/00_core.ipynb #c4b70b14
 _guard_range = 'channelslast.guard'  # profiler range around the guard's copies (`check_channels_last` counts them apart)
+# why a layer is guarded, in the words of every message that says so (the warning, `check`, `benchmark`)
+_guard_why = ("a 1x1 Conv2d with stride > 1 and fewer than 16 input channels crashes or corrupts memory in oneDNN's "
+              "channels-last backward on CPUs (oneDNN issue #6035)")
 
 def needs_cpu_guard(m:nn.Module) -> bool:
     "True for a layer whose channels-last backward oneDNN gets wrong on CPUs (#6035): 1x1 `Conv2d`, stride > 1, < 16 input channels"
@@ -82,8 +85,7 @@ def guarded_layers(model:nn.Module) -> list:
 
 def _guard_msg(model, names) -> str:
     return (f"channels-last: {len(names)} layer{'s'*(len(names)>1)} of {type(model).__name__} keep{'s'*(len(names)==1)} NCHW "
-            f"on CPUs: {', '.join(names)}. A 1x1 Conv2d with stride > 1 and fewer than 16 input channels crashes or "
-            "corrupts memory in oneDNN's channels-last backward (oneDNN issue #6035); the rest of the model is channels-last.")
+            f"on CPUs: {', '.join(names)}. Why: {_guard_why}. The rest of the model is channels-last.")
 
 # %% ../nbs/00_core.ipynb #e1fbd44d
 def _nchw_strides(shape) -> tuple:

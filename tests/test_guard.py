@@ -43,12 +43,11 @@ def _grads(cl:bool):
     m(x).square().mean().backward()
     return [p.grad for p in m.parameters()]
 
-def test_guarded_weight_gradient_equals_nchw():
+def test_guarded_weight_gradient_equals_nchw(tmp_path):
     "Under the guard, the stem's weight gradient is the NCHW one (to float rounding), and so are the others"
     code = ("import torch, sys; sys.path.insert(0, %r); from test_guard import _grads\n"
             "torch.save((_grads(False), _grads(True)), sys.argv[1])") % here
-    out = os.path.join(here, '..', '.pytest_cache', 'guard_grads.pt')
-    os.makedirs(os.path.dirname(out), exist_ok=True)
+    out = str(tmp_path/'grads.pt')
     res = subprocess.run([sys.executable, '-W', 'ignore', '-c', code, out], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stderr[-3000:]}"
     nchw,cl = torch.load(out)
