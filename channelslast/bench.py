@@ -83,7 +83,7 @@ class _StepTimer(Callback):
         if self.device_type == 'cuda': torch.cuda.reset_peak_memory_stats()
     def before_batch(self):
         if self.t0 is None: self.t0 = device_time(self.device_type)
-    def after_step(self):
+    def after_batch(self):  # the last callback of the step: every other one has seen it end (`ChannelsLast(auto=True)` counts trial steps there)
         self.n += 1
         if self.device_type == 'cpu': self.peak = max(self.peak, self.proc.memory_info().rss)
         if self.n == self.steps: raise CancelTrainException()

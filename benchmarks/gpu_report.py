@@ -1,0 +1,361 @@
+"""GPU report: one command turns a lent CUDA GPU into figures and CUDA test results.
+
+    python benchmarks/gpu_report.py --out DIR            # on one CUDA GPU: at most 8 minutes (--budget)
+    python benchmarks/gpu_report.py --quick --out DIR    # anywhere, a CPU too: tiny models and sizes (CI runs it)
+
+Writes DIR/gpu_report.md and DIR/gpu_report.json, rewritten after every step, with these sections (the same headings
+with `--quick`): Environment, CUDA correctness, Training throughput, Inference throughput, Utilisation, Auto, Thrash.
+Each step runs guarded: a failure is recorded with its error and the report goes on; a step that would start past the
+time budget is recorded as skipped. Steps run in order of worth: correctness, resnet50, the thrash survey, then the
+other models. Throughput: data made once on the device (no input pipeline in the figures), warm-up rounds untimed
+(kernel selection, compilation, the `auto` trial), configs interleaved round by round, median img/s with min and max.
+Weights are random (untrained): `top1 agree` compares near-ties, a worst case.
+
+Plan of the device calls (15 minutes of device time in all, machine start included):
+1. Here: `bash ../shared/tools/gpu-wheels.sh` writes .whl/ (fastai and its pure-Python needs, about 2 MB; torch,
+   torchvision, timm, pandas, matplotlib, scikit-learn and psutil are on the device machine already).
+2. One `run`, carry [".whl"], timeout_s 560, nothing else in it:
+       python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl && export PYTHONPATH=$PWD/.site:$PWD \
+       PYTHONUNBUFFERED=1 && python3 benchmarks/gpu_report.py --out $OUT --budget 420
+   then `give_back`. Copy $OUT's gpu_report.md/.json to benchmarks/ (gpu_report_<GPU>.md, .json).
+Estimated time on one H100 (a budget of 450 s holds the report under 8 minutes): machine start 1-2 min, install
+10 s, environment and the bf16 matmul 10 s, correctness 40 s (the 02_callback notebook's cells to its last `#| cuda`
+cell, and the device checks), resnet50 training at batch 256 in 7 configs with compilation 90 s, its inference 20 s,
+thrash survey on the GPU and its CPU (30 models) 90 s, the four other models 40-60 s each.
+"""
+import argparse, contextlib, gc, io, json, math, os, platform, signal, sys, tempfile, time, traceback, warnings
+from pathlib import Path
+import torch, pandas as pd
+from torch import nn
+root = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(root), str(Path(__file__).parent)]
+warnings.filterwarnings('ignore')  # slow-precision and deprecation warnings: the report says what it measured
+from fastai.data.load import DataLoader
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
+from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
+from channelslast.all import *
+import device_checks
+
+SECTIONS = ['Environment', 'CUDA correctness', 'Training throughput', 'Inference throughput', 'Utilisation', 'Auto', 'Thrash']
+# the survey page's models (and resnetblur50), first those whose layers CUDA kernels are said to treat otherwise
+# (GroupNorm; BlurPool's reflect pad)
+SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet18', 'resnet50', 'resnet26t', 'resnext50_32x4d', 'regnetx_002', 'regnety_032', 'efficientnet_b0',
+          'efficientnetv2_rw_t', 'mobilenetv3_large_100', 'mobilenetv2_100', 'convnext_atto', 'convnext_tiny', 'nfnet_l0',
+          'dm_nfnet_f0', 'densenet121', 'inception_v3', 'seresnext26d_32x4d',
+          'ecaresnet26t', 'res2net50_26w_4s', 'resnest14d', 'dla34', 'cspdarknet53', 'rexnet_100', 'repvgg_a2',
+          'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'swin_tiny_patch4_window7_224']
+TRANSFORMERS = ('vit_', 'deit_', 'swin_')  # run at the 224px their position embeddings are built for
+# dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s (the first name found in the device name wins)
+DATASHEET_BF16 = {'H200': 989, 'H100 NVL': 835, 'H100 PCIe': 756, 'H100': 989, 'GH200': 989, 'B200': 2250, 'A100': 312,
+                  'L40S': 362, 'L4': 121, 'A10': 125, 'RTX 4090': 165, 'RTX 3090': 71}
+ANCHORS = ["PyTorch's channels-last tutorial: ResNet-50 +22% from channels-last (V100)",
+           "timm, RTX 3090, AMP training NHWC/NCHW: resnet50 1.47x (826 -> 1218 img/s), regnety_032 0.71x, nfnet_f0 0.42x",
+           "NVIDIA DeepLearningExamples ResNet-50, one A100 80GB: 2,470 img/s AMP (NHWC), 938 img/s TF32",
+           "MLPerf Training v3.0 ResNet-50, DGX H100: about 7,000 img/s per GPU (MXNet, DALI; about 17.5% of the H100 SXM's 989 TFLOP/s)",
+           "Goals for resnet50 on an H100: ours at least 1.3x NCHW AMP and at least 3,000 img/s in eager mode"]
+
+class DeviceBatches(DataLoader):
+    "A fastai `DataLoader` over tensors already on their device, handed out in slices: no collation, no copies"
+    def __init__(self, x, y, bs): super().__init__(bs=bs, n=len(x), device=x.device); self.x,self.y = x,y
+    def create_batches(self, samps):
+        n = len(list(samps))
+        for i in range(0, n, self.bs): yield self.x[i:i+self.bs], self.y[i:i+self.bs]
+
+def device_dls(size:int, bs:int, steps:int, device, n_classes:int=10) -> DataLoaders:
+    "`steps` random training batches and `steps` validation batches, made once on `device`"
+    g = torch.Generator(device=device).manual_seed(0)
+    mk = lambda: DeviceBatches(torch.randn(steps*bs, 3, size, size, device=device, generator=g),
+                               torch.randint(0, n_classes, (steps*bs,), device=device, generator=g), bs)
+    return DataLoaders(mk(), mk(), device=device)
+
+class Report:
+    "Sections of Markdown and JSON, each step run guarded and timed against one budget, written out after every step"
+    def __init__(self, out:Path, budget:float):
+        self.out,self.budget,self.t0 = out,budget,time.time()
+        self.md = {s: [] for s in SECTIONS}; self.data = {s: {} for s in SECTIONS}; self.steps = []
+        out.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def left(self) -> float: return self.budget - (time.time() - self.t0)
+
+    def step(self, section:str, name:str, f, est:float=0):
+        "Run `f()` unless the budget can't hold `est` more seconds; a failure or a time-out is recorded and the report goes on"
+        row = dict(section=section, step=name, status='skipped', seconds=0., error='')
+        if self.left < est: row['error'] = f"time budget: {self.left:.0f} s left, needs about {est:.0f} s"
+        else:
+            t,log = time.time(),io.StringIO()
+            signal.signal(signal.SIGALRM, _timeout); signal.alarm(max(1, int(self.left)))
+            try:
+                with contextlib.redirect_stdout(log): res = f()
+                row['status'] = 'ok'
+            except Exception as e:
+                res,row['status'] = None,'failed'
+                row['error'] = f"{type(e).__name__}: {e}".strip()[:500]
+                row['trace'] = traceback.format_exc()[-3000:]
+            finally: signal.alarm(0)
+            row['seconds'] = round(time.time() - t, 1)
+            row['log'] = log.getvalue()[-2000:]
+        self.steps.append(row)
+        print(f"[{time.time() - self.t0:6.0f} s] {section} / {name}: {row['status']} ({row['seconds']} s) {row['error']}", flush=True)
+        self.write()
+        return res if row['status'] == 'ok' else None
+
+    def add(self, section:str, text:str='', **data):
+        self.md[section].append(text); self.data[section].update(data)
+
+    def write(self):
+        lines = ['# GPU report', '']
+        for s in SECTIONS:
+            lines += [f'## {s}', '', *[t for t in self.md[s] if t]]
+            fails = [r for r in self.steps if r['section'] == s and r['status'] != 'ok']
+            if fails: lines += ['Steps not done:', '', *[f"- {r['step']}: {r['status']}: {r['error']}" for r in fails], '']
+        lines += ['## Steps', '', _md(pd.DataFrame([{k: r[k] for k in ('section', 'step', 'status', 'seconds')} for r in self.steps])), '']
+        (self.out/'gpu_report.md').write_text('\n'.join(lines))
+        (self.out/'gpu_report.json').write_text(json.dumps(dict(sections=self.data, steps=self.steps,
+                                                               elapsed_s=round(time.time() - self.t0, 1)), indent=1, default=str))
+
+class StepTimeout(Exception): pass
+def _timeout(*_): raise StepTimeout('the time budget ran out during this step')
+
+def _md(df:pd.DataFrame) -> str: return df.to_markdown(index=False, floatfmt='.3f') if len(df) else '(no rows)'
+
+def environment(dev) -> dict:
+    "What the figures were measured with"
+    import fastai, timm, torchvision
+    env = dict(device=str(dev), torch=torch.__version__, torchvision=torchvision.__version__, fastai=fastai.__version__,
+               timm=timm.__version__, python=platform.python_version(), cpu=cpu_description())
+    if dev.type == 'cuda':
+        p = torch.cuda.get_device_properties(dev)
+        env.update(gpu=torch.cuda.get_device_name(dev), capability='.'.join(map(str, torch.cuda.get_device_capability(dev))),
+                   memory_GiB=round(p.total_memory / 2**30, 1), multiprocessors=p.multi_processor_count,
+                   cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), driver=_driver(),
+                   bf16=torch.cuda.is_bf16_supported(), tf32='on (matmul and cuDNN)')
+    return env
+
+def _driver() -> str:
+    try:
+        import subprocess
+        return subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'], capture_output=True,
+                              text=True, timeout=20).stdout.strip() or 'unknown'
+    except Exception: return 'unknown'
+
+def matmul_tflops(dev, n:int) -> float:
+    "Measured bf16 matrix-product rate, TFLOP/s: the median of 10 products of random `n`x`n` matrices after 3 warm-ups"
+    a,b = (torch.randn(n, n, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    ts = []
+    for i in range(13):
+        t = device_time(dev.type); a @ b; t = device_time(dev.type) - t
+        if i >= 3: ts.append(t)
+    return 2 * n**3 / pd.Series(ts).median() / 1e12
+
+def datasheet_peak(name:str):
+    return next((v for k,v in DATASHEET_BF16.items() if k in name), None)
+
+def correctness(rep:Report, dev, quick:bool):
+    "The notebooks' `#| cuda` cells, then each device check"
+    rows = []
+    for nb in device_checks.cuda_notebooks(root/'nbs'):
+        r = rep.step('CUDA correctness', f'{nb.name} to its last #| cuda cell', lambda: device_checks.run_notebook(nb, dev.type == 'cuda'), est=20)
+        note = (f"{r} #| cuda cells run" if dev.type == 'cuda' else "cuda cells skipped: no CUDA device") if r is not None else ''
+        rows.append(_result(rep, f'notebook {nb.name}', note))
+    for c in device_checks.CHECKS:
+        rep.step('CUDA correctness', c.__name__, lambda: c(dev), est=3)
+        rows.append(_result(rep, c.__name__, c.__doc__))
+    df = pd.DataFrame(rows)
+    rep.add('CUDA correctness', f"On {dev}: {int((df.result == 'pass').sum())} of {len(df)} pass.\n\n{_md(df)}\n", checks=rows)
+
+def _result(rep, name, what) -> dict:
+    r = rep.steps[-1]
+    return dict(check=name, what=what, result={'ok': 'pass', 'failed': 'FAIL'}.get(r['status'], r['status']),
+                seconds=r['seconds'], error=r['error'])
+
+def train_configs(dev, compile:bool, trial_steps:int, picked:dict) -> dict:
+    "Name -> set-up of a `Learner`: the configs of the training table"
+    amp = 'fp16' if dev.type == 'cuda' else device_amp_mode('cpu').value  # fastai stock and NCHW AMP: the device's AMP
+    def auto(l):
+        picked['learn'] = l
+        return l.add_cbs([ChannelsLast(auto=True, trial_steps=trial_steps), MixedPrecision('auto')])
+    cfgs = {'NCHW fp32': lambda l: l,
+            f'NCHW AMP {amp}': lambda l: l.add_cb(MixedPrecision(amp)),
+            'CL fp16 (ours)': lambda l: l.to_channelslast(amp_mode='fp16'),
+            'CL bf16 (ours)': lambda l: l.to_channelslast(amp_mode='bf16'),
+            'fastai stock': lambda l: l.add_cbs([FastaiChannelsLast(), FastaiMixedPrecision(amp)]),
+            'auto (ours)': auto}
+    if compile: cfgs['CL fp16 (ours) + compile'] = _compiled(lambda l: l.to_channelslast(amp_mode='fp16'))
+    return cfgs
+
+def _compiled(f):
+    def _inner(l):
+        l = f(l); l.model = torch.compile(l.model); return l
+    return _inner
+
+def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:int, compile:bool, quick:bool):
+    "Training and inference tables of `model`, and what utilisation and auto need from them"
+    import timm
+    trial_steps = 1 if quick else 2  # timed trial steps per config (`ChannelsLast`'s default is 3): 4 + 4*2 steps in all
+    picked = {}
+    def train():
+        nonlocal bs
+        while True:
+            try:
+                dls = device_dls(size, bs, steps, dev)
+                cfgs = train_configs(dev, compile, trial_steps, picked)
+                warmup = max(1, math.ceil(4 * (1 + trial_steps) / steps))  # the `auto` trial ends in the warm-up
+                return benchmark(lambda: timm.create_model(model, num_classes=10), dls, steps=steps, repeats=repeats,
+                                 warmup=warmup, configs=cfgs, validate=False)
+            except torch.OutOfMemoryError:
+                if bs <= 8: raise
+                bs //= 2; gc.collect(); torch.cuda.empty_cache()
+    df = rep.step('Training throughput', f'{model} training', train, est=10 if quick else 30 + 60*compile)
+    head = f"### {model}, {size}px, batch {bs}, {steps} steps a round, {repeats} rounds\n"
+    if df is None: return
+    decision = getattr(getattr(picked.get('learn'), 'channels_last', None), 'decision', None)
+    rep.add('Training throughput', head + '\n' + _md(_shown(df, dev)) + '\n',
+            **{model: dict(size=size, bs=bs, rows=df.to_dict(orient='records'))})
+    _utilisation(rep, dev, model, size, bs, df)
+    _auto(rep, model, df, decision)
+    def infer():
+        dls = device_dls(size, bs, steps, dev)
+        # no `auto` (a training trial) and no compiled config: a second compilation would cost a minute of a lent GPU
+        cfgs = {k: v for k,v in train_configs(dev, False, trial_steps, {}).items() if not k.startswith('auto')}
+        return benchmark(lambda: timm.create_model(model, num_classes=10), dls, steps=steps, repeats=repeats, configs=cfgs,
+                         inference=True)
+    di = rep.step('Inference throughput', f'{model} inference', infer, est=5 if quick else 15)
+    if di is not None:
+        rep.add('Inference throughput', head.replace('steps a round', 'batches a round') + '\n' + _md(_shown(di, dev)) + '\n',
+                **{model: dict(size=size, bs=bs, rows=di.to_dict(orient='records'))})
+
+def _shown(df, dev):
+    "The table as the report shows it: no 'vs fastai stock' (a row of its own), no 'peak MB' on a CPU (the process's RSS, the same for every config)"
+    return df.drop(columns=['vs fastai stock'] + (['peak MB'] if dev.type == 'cpu' and 'peak MB' in df else []))
+
+def _utilisation(rep, dev, model, size, bs, df):
+    "FLOPs of a training step (`FlopCounterMode`) over its time, against the measured matmul rate and the datasheet"
+    def flops():
+        import timm
+        from torch.utils.flop_counter import FlopCounterMode
+        m = timm.create_model(model, num_classes=10).to(dev)
+        x = torch.randn(2, 3, size, size, device=dev)
+        with FlopCounterMode(display=False) as fc: m(x).float().mean().backward()
+        return fc.get_total_flops() / 2  # per image
+    per_img = rep.step('Utilisation', f'{model} FLOPs per image', flops, est=3)
+    if per_img is None: return
+    best = df.loc[df['img/s'].idxmax()]
+    tf = per_img * best['img/s'] / 1e12
+    env = rep.data['Environment']
+    mm,peak = env.get('matmul_bf16_TFLOPs'),env.get('datasheet_bf16_TFLOPs')
+    row = dict(model=model, size=size, bs=bs, GFLOP_per_img=per_img / 1e9, best_config=best['config'], img_s=best['img/s'],
+               TFLOPs=tf, pct_of_matmul=100 * tf / mm if mm else None, pct_of_datasheet=100 * tf / peak if peak else None)
+    rep.data['Utilisation'].setdefault('rows', []).append(row)
+
+def _auto(rep, model, df, decision):
+    "`auto` against the best fixed config (compiled ones left out: `auto` does not compile)"
+    fixed = df[~df.config.str.startswith('auto') & ~df.config.str.contains('compile')]
+    best,auto = fixed.loc[fixed['img/s'].idxmax()],df[df.config.str.startswith('auto')]
+    if not len(auto): return
+    a = float(auto['img/s'].iloc[0])
+    rep.data['Auto'].setdefault('rows', []).append(dict(model=model, auto_img_s=a, best_fixed=best['config'], best_img_s=best['img/s'],
+                                                        auto_vs_best=a / best['img/s'], picked=str(decision)))
+
+def thrash(rep:Report, dev, models:list, size:int):
+    "What each op of `OPS` returns on this device; `check_channels_last` of each model on this device and on the CPU"
+    import timm
+    from collections import Counter
+    ops = rep.step('Thrash', 'op probes', lambda: op_probes(dev), est=2)
+    if ops: rep.add('Thrash', f"Ops given a channels-last input (4x8x16x16) on {dev}: the format of the output and of the gradient "
+                    f"they return for the input (one given in channels-last).\n\n{_md(pd.DataFrame(ops))}\n", ops=ops)
+    rows = []
+    for name in models:
+        def one():
+            s = 224 if name.startswith(TRANSFORMERS) else size
+            m = timm.create_model(name)
+            out = dict(model=name, size=s)
+            for where,d in (('cpu', torch.device('cpu')), (dev.type, dev)):
+                r = check_channels_last(m, (2, 3, s, s), device=d, name=name)
+                out[f'{where} thrash'] = len(r.thrash_points)
+                out[f'{where} where'] = ', '.join(f"{t} x{n}" for t,n in Counter(r.types[p] for p in r.thrash_points).most_common())
+                out[f'{where} fwd copies'] = r.fwd_copies
+            return out
+        r = rep.step('Thrash', name, one, est=2)
+        if r is not None: rows.append(r)
+    if not rows: return
+    df = pd.DataFrame(rows)
+    df['predicted (--target cuda)'] = 'n/a'  # `check --target` does not exist yet
+    df['agree'] = df['cpu thrash'] == df[f'{dev.type} thrash']
+    rep.add('Thrash', f"`check_channels_last` at batch 2 ({size}px; transformers 224px), forward and backward, on the CPU "
+            f"and on {dev}. A row where they disagree is a kernel that keeps or drops the format on one device only.\n\n{_md(df)}\n",
+            rows=rows)
+
+import torch.nn.functional as F
+OPS = {  # ops that some devices' kernels are said to return in NCHW for a channels-last input (see `check`'s evidence)
+    'conv2d 3x3': lambda x: F.conv2d(x, torch.ones(8, 8, 3, 3, device=x.device, dtype=x.dtype).contiguous(memory_format=torch.channels_last), padding=1),
+    'batch_norm': lambda x: F.batch_norm(x, None, None, training=True),
+    'group_norm': lambda x: F.group_norm(x, 2),
+    'instance_norm': lambda x: F.instance_norm(x),
+    'reflection_pad2d': lambda x: F.pad(x, (1, 1, 1, 1), mode='reflect'),
+    'replication_pad2d': lambda x: F.pad(x, (1, 1, 1, 1), mode='replicate'),
+    'pixel_shuffle': lambda x: F.pixel_shuffle(x, 2),
+    'pixel_unshuffle': lambda x: F.pixel_unshuffle(x, 2),
+    'max_pool2d': lambda x: F.max_pool2d(x, 2),
+    'avg_pool2d': lambda x: F.avg_pool2d(x, 2),
+    'interpolate bilinear': lambda x: F.interpolate(x, scale_factor=2, mode='bilinear'),
+}
+
+def op_probes(dev) -> list:
+    "Each op of `OPS` on a channels-last input on `dev`: the format of its output and of the gradient it gives its input"
+    rows = []
+    for dtype in (torch.float32, torch.float16 if dev.type == 'cuda' else torch.bfloat16):
+        for name,f in OPS.items():
+            x = torch.randn(4, 8, 16, 16, device=dev, dtype=dtype).contiguous(memory_format=torch.channels_last).requires_grad_()
+            try:
+                y = f(x)
+                y.backward(torch.randn(y.shape, device=dev, dtype=dtype).contiguous(memory_format=torch.channels_last))
+                rows.append(dict(op=name, dtype=str(dtype)[6:], output=format_name(y), input_grad=format_name(x.grad)))
+            except Exception as e: rows.append(dict(op=name, dtype=str(dtype)[6:], output=f'{type(e).__name__}: {e}'[:80], input_grad=''))
+    return rows
+
+def summarise(rep:Report):
+    "The Utilisation and Auto tables from the rows the model steps left"
+    u = rep.data['Utilisation'].get('rows')
+    if u: rep.md['Utilisation'] = ["FLOPs per image of a training step (forward and backward, `torch.utils.flop_counter`) times "
+                  "the best config's img/s, against the bf16 matmul measured in this run and the datasheet's dense bf16 peak.\n\n"
+                  + _md(pd.DataFrame(u)) + '\n']
+    a = rep.data['Auto'].get('rows')
+    if a: rep.md['Auto'] = ["`ChannelsLast(auto=True)` with `MixedPrecision('auto')` (its trial in the warm-up rounds) against the "
+                  "best fixed config of the same run (compiled ones left out).\n\n" + _md(pd.DataFrame(a)) + '\n']
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--out', default='gpu_report', help='folder for gpu_report.md and gpu_report.json')
+    ap.add_argument('--quick', action='store_true', help='tiny models and sizes: a few minutes on a CPU')
+    ap.add_argument('--device', default=None, help='default: cuda if there is one, else cpu')
+    ap.add_argument('--budget', type=float, default=None, help='seconds for all steps (default 440, quick 600)')
+    a = ap.parse_args()
+    dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    rep = Report(Path(a.out), a.budget or (600 if a.quick else 440))
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # "NCHW fp32" is TF32 on a GPU
+    torch.backends.cudnn.benchmark = True  # fastai's default
+    env = rep.step('Environment', 'environment', lambda: environment(dev))
+    if env:
+        env['matmul_bf16_TFLOPs'] = rep.step('Environment', 'bf16 matmul', lambda: matmul_tflops(dev, 1024 if a.quick else 8192))
+        env['datasheet_bf16_TFLOPs'] = datasheet_peak(env.get('gpu', ''))
+        rep.add('Environment', _md(pd.DataFrame([dict(key=k, value=v) for k,v in env.items()])) + '\n', **env)
+    rep.add('Training throughput', 'Published figures to read ours against:\n\n' + '\n'.join(f'- {s}' for s in ANCHORS) + '\n')
+    correctness(rep, dev, a.quick)
+    if a.quick: plan = [('resnet10t', 32, 16, 2, 1, False)]; others = [('efficientnet_b0', 32, 16, 2, 1, False)]
+    else:
+        plan = [('resnet50', 224, 256, 8, 3, True)]
+        others = [(m, 224, 128, 8, 3, False) for m in ('convnext_tiny', 'efficientnet_b0', 'regnety_032', 'resnet50_gn')]
+    for p in plan: throughput(rep, dev, *p, quick=a.quick)
+    summarise(rep)
+    thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)
+    for p in others:
+        throughput(rep, dev, *p, quick=a.quick)
+        if dev.type == 'cuda': torch.cuda.empty_cache()
+    summarise(rep)
+    rep.write()
+    print((rep.out/'gpu_report.md').read_text())
+
+if __name__ == '__main__': main()
