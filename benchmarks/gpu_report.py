@@ -46,6 +46,8 @@ SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet1
           'dm_nfnet_f0', 'densenet121', 'inception_v3', 'seresnext26d_32x4d',
           'ecaresnet26t', 'res2net50_26w_4s', 'resnest14d', 'dla34', 'cspdarknet53', 'rexnet_100', 'repvgg_a2',
           'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'swin_tiny_patch4_window7_224']
+PARTS = ['correctness', 'resnet50', 'thrash', 'others']  # the environment always comes first
+OTHERS = ['convnext_tiny', 'efficientnet_b0', 'regnety_032', 'resnet50_gn']  # at batch 128
 TRANSFORMERS = ('vit_', 'deit_', 'swin_')  # run at the 224px their position embeddings are built for
 # dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s (the first name found in the device name wins)
 DATASHEET_BF16 = {'H200': 989, 'H100 NVL': 835, 'H100 PCIe': 756, 'H100': 989, 'GH200': 989, 'B200': 2250, 'A100': 312,
@@ -276,7 +278,7 @@ def thrash(rep:Report, dev, models:list, size:int):
                 r = check_channels_last(m, (2, 3, s, s), device=d, name=name)
                 out[f'{where} thrash'] = len(r.thrash_points)
                 out[f'{where} where'] = ', '.join(f"{t} x{n}" for t,n in Counter(r.types[p] for p in r.thrash_points).most_common())
-                out[f'{where} fwd copies'] = r.fwd_copies
+                out[f'{where} fwd copies'] = r.fwd_copies if r.copies_counted else 'n/a'  # torch 2.11's profiler: no strides
             return out
         r = rep.step('Thrash', name, one, est=2)
         if r is not None: rows.append(r)
@@ -332,7 +334,11 @@ def main():
     ap.add_argument('--quick', action='store_true', help='tiny models and sizes: a few minutes on a CPU')
     ap.add_argument('--device', default=None, help='default: cuda if there is one, else cpu')
     ap.add_argument('--budget', type=float, default=None, help='seconds for all steps (default 440, quick 600)')
+    ap.add_argument('--parts', default=','.join(PARTS), help=f'comma-separated, of: {", ".join(PARTS)} (a rerun of what a first run missed)')
+    ap.add_argument('--models', default=None, help="comma-separated models for the 'others' part (default: the four of the issue)")
     a = ap.parse_args()
+    parts = a.parts.split(',')
+    if set(parts) - set(PARTS): ap.error(f"--parts {a.parts!r}: valid parts are {', '.join(PARTS)}")
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     rep = Report(Path(a.out), a.budget or (600 if a.quick else 440))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # "NCHW fp32" is TF32 on a GPU
@@ -343,15 +349,15 @@ def main():
         env['datasheet_bf16_TFLOPs'] = datasheet_peak(env.get('gpu', ''))
         rep.add('Environment', _md(pd.DataFrame([dict(key=k, value=v) for k,v in env.items()])) + '\n', **env)
     rep.add('Training throughput', 'Published figures to read ours against:\n\n' + '\n'.join(f'- {s}' for s in ANCHORS) + '\n')
-    correctness(rep, dev, a.quick)
+    if 'correctness' in parts: correctness(rep, dev, a.quick)
     if a.quick: plan = [('resnet10t', 32, 16, 2, 1, False)]; others = [('efficientnet_b0', 32, 16, 2, 1, False)]
     else:
         plan = [('resnet50', 224, 256, 8, 3, True)]
-        others = [(m, 224, 128, 8, 3, False) for m in ('convnext_tiny', 'efficientnet_b0', 'regnety_032', 'resnet50_gn')]
-    for p in plan: throughput(rep, dev, *p, quick=a.quick)
+        others = [(m, 224, 128, 8, 3, False) for m in (a.models.split(',') if a.models else OTHERS)]
+    for p in plan if 'resnet50' in parts else []: throughput(rep, dev, *p, quick=a.quick)
     summarise(rep)
-    thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)
-    for p in others:
+    if 'thrash' in parts: thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)
+    for p in others if 'others' in parts else []:
         throughput(rep, dev, *p, quick=a.quick)
         if dev.type == 'cuda': torch.cuda.empty_cache()
     summarise(rep)

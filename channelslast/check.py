@@ -12,10 +12,11 @@ import os
 # used (not at `import torch`), and 6 silences it all, so a report is all a check prints. A user's setting wins.
 os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 from contextlib import contextmanager
-import warnings
+import inspect, warnings
 import torch, pandas as pd
 from torch import nn
 from torch.profiler import profile, ProfilerActivity, record_function
+from torch.autograd.profiler_util import FunctionEvent
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import *
@@ -41,12 +42,15 @@ def _layout(shape, strides) -> str:
 _lost = lambda src, dst: src.startswith('channels_last') and dst == 'contiguous'
 _nbytes = {'float': 4, 'double': 8, 'c10::BFloat16': 2, 'c10::Half': 2}
 _prefix = 'channelslast.module:'
+# Only a profiler that records input strides (`FunctionEvent.structured_input_strides`; torch 2.11's records none)
+# tells a copy's layouts apart. Without them no copy is counted, and thrash points come from module boundaries alone.
+_records_strides = 'structured_input_strides' in inspect.signature(FunctionEvent).parameters
 
 def _conversions(events, phase:str) -> list[dict]:
     "One row per layout-changing copy kernel among the profiler `events`"
     rows = []
     for e in events:
-        if e.name != 'aten::copy_' or len(e.input_shapes) < 2: continue
+        if not _records_strides or e.name != 'aten::copy_' or len(e.input_shapes) < 2: continue
         (dst,src),(dst_s,src_s) = e.input_shapes[:2],e.structured_input_strides[:2]
         if dst != src or len(dst) not in (4,5): continue
         fsrc,fdst = _layout(src, src_s),_layout(dst, dst_s)
@@ -106,6 +110,7 @@ class ThrashReport:
         copies:pd.DataFrame, # One row per layout-changing copy kernel, forward and backward
         types:dict, # Module name -> type name
         guarded:list=None, # Layers the CPU guard runs in NCHW (`needs_cpu_guard`): unguarded they would crash
+        copies_counted:bool=True, # False where this torch's profiler records no strides: `copies` is then empty
     ): store_attr(); self.guarded = guarded or []
 
     @property
@@ -128,6 +133,9 @@ class ThrashReport:
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
+        if not self.copies_counted:
+            lines.append(f"layout-changing copies: not counted (the profiler of torch {torch.__version__} records no strides)")
+            return '\n'.join(lines)
         nw = int(self.copies[self.copies.phase == 'backward'].weight.sum())
         ng = int(self.copies[self.copies.phase == 'forward'].guard.sum())
         lines.append(f"layout-changing copies: forward {self.fwd_copies} ({_mb(self.fwd_bytes)}{f'; {ng} by the guard' if ng else ''}), "
@@ -204,7 +212,7 @@ def check_channels_last(
     df = pd.DataFrame(list(rec.rows.values()), columns=['module', 'type', 'in_shape', 'out_shape', 'in_format', 'out_format'])
     df['thrash'] = df.module.isin(points)
     types = {n: type(m).__name__ for m,n in rec.names.items()}
-    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded)
+    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides)
 
 # %% ../nbs/03_check.ipynb #9dae7dac
 @patch
