@@ -17,22 +17,22 @@ Plan of the device calls (15 minutes of device time in all, machine start includ
 2. One `run`, carry [".whl"], timeout_s 560, nothing else in it:
        python3 -m pip install -q --no-index --no-deps --target .site .whl/*.whl && export PYTHONPATH=$PWD/.site:$PWD \
        PYTHONUNBUFFERED=1 && python3 benchmarks/gpu_report.py --out $OUT --budget 420
-   then `give_back`. Copy $OUT's gpu_report.md/.json to benchmarks/ (gpu_report_<GPU>.md, .json).
-Estimated time on one H100 (a budget of 450 s holds the report under 8 minutes): machine start 1-2 min, install
-10 s, environment and the bf16 matmul 10 s, correctness 40 s (the 02_callback notebook's cells to its last `#| cuda`
-cell, and the device checks), resnet50 training at batch 256 in 7 configs with compilation 90 s, its inference 20 s,
-thrash survey on the GPU and its CPU (30 models) 90 s, the four other models 40-60 s each.
+   then `give_back`. Copy $OUT's gpu_report.md and .json to benchmarks/gpu/ as <gpu>-<n>.md/.json.
+Measured on an H100 (2026-11-26, torch 2.11, two calls): machine start and transfers about 30 s, install and imports
+15 s, environment and the bf16 matmul 6 s; correctness 160 s with cuDNN's autotuner on throughout (the notebook 105 s
+of it), less now that only timed steps autotune; resnet50 training in 7 configs with compilation 112 s, its inference
+5 s; convnext_tiny 45 + 5 s; efficientnet_b0 over 67 s. The thrash survey took 2-30 s a model with the autotuner on
+(efficientnet_b0 135 s); with it off it should take a few seconds a model. A budget of 420 s ends the report inside
+8 minutes; what it can't hold is listed as skipped, and `--parts`/`--models` rerun just that in a second call.
 """
-import argparse, contextlib, gc, io, json, math, os, platform, signal, sys, tempfile, time, traceback, warnings
+import argparse, contextlib, gc, io, json, math, platform, signal, sys, time, traceback, warnings
 from pathlib import Path
 import torch, pandas as pd
-from torch import nn
 root = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(root), str(Path(__file__).parent)]
 warnings.filterwarnings('ignore')  # slow-precision and deprecation warnings: the report says what it measured
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
-from fastai.learner import Learner
 from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from channelslast.all import *
@@ -210,7 +210,7 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
             except torch.OutOfMemoryError:
                 if bs <= 8: raise
                 bs //= 2; gc.collect(); torch.cuda.empty_cache()
-    df = rep.step('Training throughput', f'{model} training', train, est=10 if quick else 30 + 60*compile)
+    df = rep.step('Training throughput', f'{model} training', _autotuned(train), est=10 if quick else 50 + 60*compile)
     head = f"### {model}, {size}px, batch {bs}, {steps} steps a round, {repeats} rounds\n"
     if df is None: return
     decision = getattr(getattr(picked.get('learn'), 'channels_last', None), 'decision', None)
@@ -224,10 +224,20 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
         cfgs = {k: v for k,v in train_configs(dev, False, trial_steps, {}).items() if not k.startswith('auto')}
         return benchmark(lambda: timm.create_model(model, num_classes=10), dls, steps=steps, repeats=repeats, configs=cfgs,
                          inference=True)
-    di = rep.step('Inference throughput', f'{model} inference', infer, est=5 if quick else 15)
+    di = rep.step('Inference throughput', f'{model} inference', _autotuned(infer), est=5 if quick else 10)
     if di is not None:
         rep.add('Inference throughput', head.replace('steps a round', 'batches a round') + '\n' + _md(_shown(di, dev)) + '\n',
                 **{model: dict(size=size, bs=bs, rows=di.to_dict(orient='records'))})
+
+def _autotuned(f):
+    "`f` with cuDNN's autotuner on, as fastai sets it (`defaults.benchmark`)"
+    # for timed steps only: it costs seconds per new shape, and checks run each shape once (with it on everywhere,
+    # efficientnet_b0's thrash check took 135 s on an H100, the correctness notebook 105 s)
+    def _inner():
+        old,torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark,True
+        try: return f()
+        finally: torch.backends.cudnn.benchmark = old
+    return _inner
 
 def _shown(df, dev):
     "The table as the report shows it: no 'vs fastai stock' (a row of its own), no 'peak MB' on a CPU (the process's RSS, the same for every config)"
@@ -239,9 +249,11 @@ def _utilisation(rep, dev, model, size, bs, df):
         import timm
         from torch.utils.flop_counter import FlopCounterMode
         m = timm.create_model(model, num_classes=10).to(dev)
-        x = torch.randn(2, 3, size, size, device=dev)
-        with FlopCounterMode(display=False) as fc: m(x).float().mean().backward()
-        return fc.get_total_flops() / 2  # per image
+        with FlopCounterMode(display=False) as fc: m(torch.randn(2, 3, size, size, device=dev))
+        # a training step is about 3 forwards (backward: one for the input gradient, one for the weights'). Counting
+        # the backward itself over-counts depthwise convolutions: `convolution_backward` of convnext_tiny counts 51.9
+        # GFLOP an image against 8.9 for its whole forward (torch 2.11 and 2.14)
+        return 3 * fc.get_total_flops() / 2  # per image
     per_img = rep.step('Utilisation', f'{model} FLOPs per image', flops, est=3)
     if per_img is None: return
     best = df.loc[df['img/s'].idxmax()]
@@ -321,7 +333,7 @@ def op_probes(dev) -> list:
 def summarise(rep:Report):
     "The Utilisation and Auto tables from the rows the model steps left"
     u = rep.data['Utilisation'].get('rows')
-    if u: rep.md['Utilisation'] = ["FLOPs per image of a training step (forward and backward, `torch.utils.flop_counter`) times "
+    if u: rep.md['Utilisation'] = ["FLOPs per image of a training step (3 forwards, each counted by `torch.utils.flop_counter`) times "
                   "the best config's img/s, against the bf16 matmul measured in this run and the datasheet's dense bf16 peak.\n\n"
                   + _md(pd.DataFrame(u)) + '\n']
     a = rep.data['Auto'].get('rows')
@@ -342,7 +354,7 @@ def main():
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     rep = Report(Path(a.out), a.budget or (600 if a.quick else 440))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # "NCHW fp32" is TF32 on a GPU
-    torch.backends.cudnn.benchmark = True  # fastai's default
+    torch.backends.cudnn.benchmark = False  # on in the timed steps only (`_autotuned`)
     env = rep.step('Environment', 'environment', lambda: environment(dev))
     if env:
         env['matmul_bf16_TFLOPs'] = rep.step('Environment', 'bf16 matmul', lambda: matmul_tflops(dev, 1024 if a.quick else 8192))
