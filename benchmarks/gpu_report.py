@@ -214,7 +214,7 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
     head = f"### {model}, {size}px, batch {bs}, {steps} steps a round, {repeats} rounds\n"
     if df is None: return
     decision = getattr(getattr(picked.get('learn'), 'channels_last', None), 'decision', None)
-    rep.add('Training throughput', head + '\n' + _md(_shown(df, dev)) + '\n',
+    rep.add('Training throughput', head + '\n' + _md(_shown(df)) + '\n',
             **{model: dict(size=size, bs=bs, rows=df.to_dict(orient='records'))})
     _utilisation(rep, dev, model, size, bs, df)
     _auto(rep, model, df, decision)
@@ -226,7 +226,7 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
                          inference=True)
     di = rep.step('Inference throughput', f'{model} inference', _autotuned(infer), est=5 if quick else 10)
     if di is not None:
-        rep.add('Inference throughput', head.replace('steps a round', 'batches a round') + '\n' + _md(_shown(di, dev)) + '\n',
+        rep.add('Inference throughput', head.replace('steps a round', 'batches a round') + '\n' + _md(_shown(di)) + '\n',
                 **{model: dict(size=size, bs=bs, rows=di.to_dict(orient='records'))})
 
 def _autotuned(f):
@@ -239,9 +239,9 @@ def _autotuned(f):
         finally: torch.backends.cudnn.benchmark = old
     return _inner
 
-def _shown(df, dev):
-    "The table as the report shows it: no 'vs fastai stock' (a row of its own), no 'peak MB' on a CPU (the process's RSS, the same for every config)"
-    return df.drop(columns=['vs fastai stock'] + (['peak MB'] if dev.type == 'cpu' and 'peak MB' in df else []))
+def _shown(df):
+    "The table as the report shows it: fastai stock is a row of it, so no 'vs fastai stock' column"
+    return df.drop(columns=['vs fastai stock'])
 
 def _utilisation(rep, dev, model, size, bs, df):
     "FLOPs of a training step (`FlopCounterMode`) over its time, against the measured matmul rate and the datasheet"

@@ -7,7 +7,7 @@ Docs: https://channelslast.github.io/channelslast/bench.html.md"""
 # %% ../nbs/04_bench.ipynb #f1e0ece4
 from __future__ import annotations
 import copy, warnings
-import torch, pandas as pd, psutil
+import torch, pandas as pd
 import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
@@ -74,22 +74,21 @@ def _compiled(f):
 
 # %% ../nbs/04_bench.ipynb #a2c56d5d
 class _StepTimer(Callback):
-    "Time `steps` training batches of a `fit` on `device_type`, and its peak memory; then end the epoch unvalidated"
+    "Time `steps` training batches of a `fit` on `device_type`, and on CUDA its peak memory; then end the epoch unvalidated"
     order = 100
     def __init__(self, steps:int, device_type:str='cpu'):
-        self.steps,self.device_type,self.times,self.peak,self.proc = steps,device_type,[],0,psutil.Process()
+        self.steps,self.device_type,self.times,self.peak = steps,device_type,[],0
     def before_train(self):
         self.n,self.t0 = 0,None
-        if self.device_type == 'cuda': torch.cuda.reset_peak_memory_stats()
+        if self.device_type == 'cuda': torch.cuda.reset_peak_memory_stats(); self.base = torch.cuda.memory_allocated()
     def before_batch(self):
         if self.t0 is None: self.t0 = device_time(self.device_type)
     def after_batch(self):  # the last callback of the step: every other one has seen it end (`ChannelsLast(auto=True)` counts trial steps there)
         self.n += 1
-        if self.device_type == 'cpu': self.peak = max(self.peak, self.proc.memory_info().rss)
         if self.n == self.steps: raise CancelTrainException()
     def after_train(self):
         self.times.append(device_time(self.device_type) - self.t0)
-        if self.device_type == 'cuda': self.peak = max(self.peak, torch.cuda.max_memory_allocated())
+        if self.device_type == 'cuda': self.peak = max(self.peak, torch.cuda.max_memory_allocated() - self.base)
     def before_validate(self): raise CancelValidException()
 
 # %% ../nbs/04_bench.ipynb #4740bc72
@@ -167,7 +166,7 @@ def benchmark(
     for k,t in timers.items():
         ips = pd.Series([steps * bs / s for s in t.times[warmup:]])
         rows.append({'config': k, 'img/s': ips.median(), 'min': ips.min(), 'max': ips.max(),
-                     'peak MB': t.peak / 2**20, **({'accuracy': acc[k]} if validate else {})})
+                     **({'peak MB': t.peak / 2**20} if device.type == 'cuda' else {}), **({'accuracy': acc[k]} if validate else {})})
     return _with_speedups(pd.DataFrame(rows))
 
 def _with_speedups(df:pd.DataFrame) -> pd.DataFrame:
