@@ -17,7 +17,96 @@ from .check import *
 from .bench import *
 
 # %% auto #0
-__all__ = ['COMMANDS', 'check', 'bench', 'main']
+__all__ = ['COMMANDS', 'check_size', 'image_folder_dls', 'check', 'bench', 'main']
+
+# %% ../nbs/05_cli.ipynb #413435b5
+def _positive(**kw):
+    for k,v in kw.items():
+        if v < 1: raise ValueError(f"--{k} {v} must be at least 1")
+
+def _meta_model(model:str):
+    "MODEL built on PyTorch's meta device: its shapes without its memory"
+    import torch
+    with torch.device('meta'): return model_from_name(model)
+
+def _fails(m, bs:int, size:int) -> str|None:
+    "Why `m` (on meta) can't take a batch of `bs` RGB images of `size`px, or None if it can"
+    import torch
+    try: m(torch.empty(bs, 3, size, size, device='meta')); return None
+    except Exception as e: return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+def _first(ok, lo:int, hi:int) -> int:
+    "The smallest `s` in `lo`..`hi` with `ok(s)`, for `ok` false below some size and true from it on (`ok(hi)` true)"
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid): hi = mid
+        else: lo = mid + 1
+    return lo
+
+def _step_bytes(m, bs:int, size:int, copies:int, images:int) -> int:
+    "About the memory a float32 training step of `m` takes: weights, gradients and Adam's state per copy, activations, images"
+    import torch
+    act = 0
+    def count(mod, i, o):
+        nonlocal act
+        if isinstance(o, torch.Tensor): act += o.numel() * 4
+    hooks = [l.register_forward_hook(count) for l in m.modules() if next(l.children(), None) is None]
+    try: m(torch.empty(bs, 3, size, size, device='meta'))
+    finally:
+        for h in hooks: h.remove()
+    return 16 * sum(p.numel() for p in m.parameters()) * copies + 2 * act + images * 3 * size**2 * 4
+
+def _free_bytes(dev) -> int|None:
+    "Memory free on `dev` now, or None where there is no figure to check against (MPS, ...)"
+    import torch, psutil
+    if dev.type == 'cpu': return psutil.virtual_memory().available
+    if dev.type == 'cuda': return torch.cuda.mem_get_info(dev)[0]
+
+def check_size(model:str, size:int, bs:int, dev,
+    copies:int=1, # Model copies (each with Adam's state) the command holds at once
+    images:int=0, # Images of `size`px a data set holds in memory
+):
+    "A `ValueError` naming the usable sizes if MODEL can't train on `size`px batches of `bs` on `dev`: too small or too large"
+    try: m = _meta_model(model)
+    except ValueError: raise  # an unknown name
+    except Exception: return  # a model that can't be built on meta: nothing to say ahead
+    default = (getattr(m, 'pretrained_cfg', None) or {}).get('input_size', (3, 224, 224))[-1]
+    err = _fails(m, bs, max(size, 1))
+    if err is not None or size < 1:
+        if _fails(m, bs, default) is not None: return  # it fails for reasons of its own, not its input size
+        if size >= default: raise ValueError(f"--size {size} does not fit {model} ({err}); it runs at {default}px")
+    free,need = _free_bytes(dev),lambda s: _step_bytes(m, bs, s, copies, images)
+    def usable(lo):
+        top = f"{_first(lambda s: need(s) > free, lo, max(lo, size, default) * 64) - 1}px" if free else 'any size'
+        return f"usable sizes for {model} at batch {bs} on {dev.type} here: {lo} to {top}"
+    if err is not None or size < 1:
+        lo = _first(lambda s: _fails(m, bs, s) is None, 1, default)
+        raise ValueError(f"--size {size} is too small for {model}: its downsampling needs at least {lo}px; {usable(lo)}")
+    if free is not None and need(size) > free:
+        lo = _first(lambda s: _fails(m, bs, s) is None, 1, default) if _fails(m, bs, 1) else 1
+        raise ValueError(f"--size {size} is too large for {dev.type} here: {model} at batch {bs} needs about "
+                         f"{need(size)/1e9:,.0f} GB, and {free/1e9:.1f} GB is free; {usable(lo)}")
+
+# %% ../nbs/05_cli.ipynb #e6102ae5
+_layouts = ("train/ and valid/, each with one subfolder of images per class (ImageDataLoaders.from_folder's layout), "
+            "or one subfolder of images per class (20% held out at random)")
+
+def image_folder_dls(path, size:int, bs:int, device=None):
+    "`DataLoaders` of the image folder at `path`, or a `ValueError` that says which layouts are read, or which files aren't images"
+    from fastai.vision.all import get_image_files, verify_images, ImageDataLoaders, Resize
+    path = Path(path)
+    split = (path/'train').is_dir() and (path/'valid').is_dir()
+    files = get_image_files(path)
+    classes = {f.parent.name for f in files if f.parent != path and (not split or f.parent.parent == path/'train')}
+    if len(classes) < 2:
+        found = f"{len(files)} image file(s) in {len(classes)} class folder(s)" + (' under train/' if split else '')
+        raise ValueError(f"--data {str(path)!r}: found {found}; bench reads {_layouts}, two classes at least")
+    bad = verify_images(files)
+    if len(bad):
+        names = ', '.join(str(f.relative_to(path)) for f in bad[:3]) + (', ...' if len(bad) > 3 else '')
+        raise ValueError(f"--data {str(path)!r}: {len(bad)} of {len(files)} image files can't be opened as images ({names}); remove them")
+    kw = dict(item_tfms=Resize(size), bs=bs, device=device, num_workers=0)
+    return ImageDataLoaders.from_folder(path, **kw) if split else ImageDataLoaders.from_folder(path, valid_pct=0.2, seed=42, **kw)
 
 # %% ../nbs/05_cli.ipynb #31808463
 @call_parse
@@ -29,7 +118,9 @@ def check(
 ):
     "Find where MODEL loses the channels-last format, and count the conversion copies"
     try:
+        _positive(bs=bs)
         dev = _device(device)
+        check_size(model, size, bs, dev)
         report = check_channels_last(model_from_name(model), (bs, 3, size, size), device=dev, name=model)
     except ValueError as e: raise CliError(f"channelslast check: {e}") from None
     print(report)
@@ -52,14 +143,13 @@ def _device(name:str):
 
 # %% ../nbs/05_cli.ipynb #8121d76b
 _data_choices = "digits, synthetic, or the path of an image folder (train/ and valid/ as ImageDataLoaders.from_folder reads it)"
+_in_memory = {'digits': 1797, 'synthetic': 1024}  # images each built-in data set holds in memory, at `size`
 
 def _bench_dls(data:str, size:int, bs:int, device):
     if data == 'digits': return digits_dls(size=size, bs=bs, device=device)
     if data == 'synthetic': return synthetic_dls(size=size, bs=bs, device=device)
     if not Path(data).is_dir(): raise ValueError(f"--data {data!r} is not a folder; valid: {_data_choices}")
-    from fastai.vision.data import ImageDataLoaders
-    from fastai.vision.augment import Resize
-    return ImageDataLoaders.from_folder(data, item_tfms=Resize(size), bs=bs, device=device, num_workers=0)
+    return image_folder_dls(data, size, bs, device)
 
 def _best_device(): return _available()[0]
 
@@ -72,10 +162,6 @@ def _trained(model, dls):
     with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
         warnings.simplefilter('ignore'); learn.fit(1, 3e-3)
     return model
-
-def _positive(**kw):
-    for k,v in kw.items():
-        if v < 1: raise ValueError(f"--{k} {v} must be at least 1")
 
 @call_parse
 def bench(
@@ -93,9 +179,11 @@ def bench(
 ):
     "Train MODEL (or predict with it) in each memory format and precision, and print throughput, speedups and more"
     try:
-        _positive(size=size, bs=bs, steps=steps, repeats=repeats)
+        _positive(bs=bs, steps=steps, repeats=repeats)  # a bad --size: `check_size` gives the usable range
         if amp_mode is not None: check_amp_mode(amp_mode)
         dev = _device(device or _best_device())
+        # every config holds a model and its optimizer state; the digits are upscaled in memory (twice, briefly)
+        check_size(model, size, bs, dev, copies=len(bench_configs(amp_mode, dev.type, compile)), images=2*_in_memory.get(data, 0))
         dls = _bench_dls(data, size, bs, dev)
         n_out = len(dls.vocab) if hasattr(dls, 'vocab') else 10
         mk = lambda: model_from_name(model, num_classes=n_out)

@@ -1,5 +1,6 @@
-"One run of every notebook serves two tests: the docs build executes each notebook as `nbdev-test` does"
-import subprocess, sys
+"""One run of every notebook serves two tests: the docs build executes each notebook as `nbdev-test` does. The browser
+the docs test drives is installed here when a machine lacks it, so `pytest` alone passes on a fresh machine."""
+import os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -9,3 +10,20 @@ root = Path(__file__).parents[1]
 def docs_build():
     "`python tools/docs.py --site`, run once per session: every notebook executed and rendered into `_docs/`"
     return subprocess.run([sys.executable, 'tools/docs.py', '--site'], cwd=root, capture_output=True, text=True)
+
+def _apt(*args) -> subprocess.CompletedProcess:
+    sudo = [] if os.geteuid() == 0 else ['sudo', '-n']  # -n: fail at once rather than wait for a password
+    return subprocess.run([*sudo, 'apt-get', *args], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'})
+
+@pytest.fixture(scope='session')
+def chromium() -> Path:
+    "Debian's Chromium (the docs test's browser), installed with apt-get if this machine has none: no browser download"
+    path = Path(shutil.which('chromium') or '/usr/bin/chromium')
+    if not path.exists():
+        res = _apt('install', '-y', '-q', 'chromium')
+        if res.returncode: res = _apt('update', '-q'); res = _apt('install', '-y', '-q', 'chromium')  # stale package lists
+        path = Path(shutil.which('chromium') or '/usr/bin/chromium')
+        assert path.exists(), ("the docs test needs Debian's chromium, and `apt-get install chromium` failed "
+                               f"(install it, then run pytest again): {(res.stderr or res.stdout)[-1500:]}")
+    return path

@@ -101,3 +101,31 @@ def test_bench_on_an_image_folder(tmp_path):
     res = run('bench', '--data', str(tmp_path), '--size', '16', '--bs', '8', '--steps', '2', '--repeats', '1')
     assert res.returncode == 0, res.stderr
     assert f'data {tmp_path}' in res.stdout and 'CL fp32' in res.stdout, res.stdout
+
+def test_bad_input_one_line_exit_2(tmp_path):
+    "Bad sizes and unreadable image folders: one line naming the bad value and what is valid, exit 2, before any training"
+    import numpy as np
+    from PIL import Image
+    def images(folder, n=3):
+        folder.mkdir(parents=True)
+        for i in range(n): Image.fromarray(np.full((8, 8, 3), i, dtype=np.uint8)).save(folder/f'{i}.png')
+    for split in ('train', 'valid'):
+        for c in ('a', 'b'): images(tmp_path/'split'/split/c)
+    (tmp_path/'split'/'valid'/'b'/'bad.jpg').write_text('not an image')
+    images(tmp_path/'flat')
+    cases = [(['check', 'resnet18', '--size', '0'], "channelslast check: --size 0 is too small for resnet18: its downsampling "
+                                                    "needs at least 1px; usable sizes for resnet18 at batch 2 on cpu here: 1 to "),
+             (['check', 'resnet18', '--size', '-3'], "channelslast check: --size -3 is too small for resnet18"),
+             (['check', 'resnet18', '--size', '100000'], "channelslast check: --size 100000 is too large for cpu here: resnet18 at "
+                                                         "batch 2 needs about"),
+             (['bench', '--size', '100000'], "channelslast bench: --size 100000 is too large for cpu here: resnet10t at batch 64"),
+             (['bench', '--data', str(tmp_path/'split')], "1 of 13 image files can't be opened as images (valid/b/bad.jpg); remove them"),
+             (['bench', '--data', str(tmp_path/'flat')], "found 3 image file(s) in 0 class folder(s); bench reads train/ and valid/, "
+                                                         "each with one subfolder of images per class")]
+    for args, msg in cases:
+        res = run(*args)
+        lines = [l for l in res.stderr.splitlines() if l.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and msg in lines[0], (args, res.returncode, res.stderr[-2000:])
+        assert res.stdout == '', (args, res.stdout)  # nothing trained, nothing printed
+    top = int(run('check', 'resnet18', '--size', '0').stderr.split(' to ')[-1].rstrip('px\n'))
+    assert 100 < top < 100000, top  # a range that includes ordinary sizes and excludes the one that failed
