@@ -287,19 +287,24 @@ def thrash(rep:Report, dev, models:list, size:int):
             m = timm.create_model(name)
             out = dict(model=name, size=s)
             for where,d in (('cpu', torch.device('cpu')), (dev.type, dev)):
-                r = check_channels_last(m, (2, 3, s, s), device=d, name=name)
+                r = check_channels_last(m, (2, 3, s, s), device=d, name=name, target='cuda' if where == 'cpu' else None)
                 out[f'{where} thrash'] = len(r.thrash_points)
                 out[f'{where} where'] = ', '.join(f"{t} x{n}" for t,n in Counter(r.types[p] for p in r.thrash_points).most_common())
                 out[f'{where} fwd copies'] = r.fwd_copies if r.copies_counted else 'n/a'  # torch 2.11's profiler: no strides
+                if where == 'cpu':  # what the kernel table says CUDA adds
+                    out['predicted (--target cuda)'] = ', '.join(f"{t} x{n}" for t,n in Counter(r.types[p] for p in r.thrash_points + r.target_thrash_points).most_common())
             return out
         r = rep.step('Thrash', name, one, est=2)
         if r is not None: rows.append(r)
     if not rows: return
     df = pd.DataFrame(rows)
-    df['predicted (--target cuda)'] = 'n/a'  # `check --target` does not exist yet
-    df['agree'] = df['cpu thrash'] == df[f'{dev.type} thrash']
+    kinds = lambda w: {k.rsplit(' x', 1)[0] for k in w.split(', ') if k}
+    # the table names every layer whose CUDA kernel drops the format; on a GPU fewer of them are handed channels-last
+    df['agree'] = ([kinds(p) == kinds(w) for p,w in zip(df['predicted (--target cuda)'], df['cuda where'])] if dev.type == 'cuda'
+                   else 'n/a: no GPU ran')
     rep.add('Thrash', f"`check_channels_last` at batch 2 ({size}px; transformers 224px), forward and backward, on the CPU "
-            f"and on {dev}. A row where they disagree is a kernel that keeps or drops the format on one device only.\n\n{_md(df)}\n",
+            f"and on {dev}, and what `check --target cuda` predicts on the CPU; `agree`: the prediction names the kinds of layer "
+            f"that lose the format on the GPU. A row that disagrees is a finding.\n\n{_md(df)}\n",
             rows=rows)
 
 import torch.nn.functional as F

@@ -23,7 +23,7 @@ from .core import *
 from .core import _guard_range, _guard_why, _remove_guard
 
 # %% auto #0
-__all__ = ['format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
+__all__ = ['device_losses', 'targets', 'format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
 
 # %% ../nbs/03_check.ipynb #b3e9f12d
 def format_name(t) -> str:
@@ -46,6 +46,14 @@ _prefix = 'channelslast.module:'
 # tells a copy's layouts apart. Without them no copy is counted, and thrash points come from module boundaries alone.
 _records_strides = 'structured_input_strides' in inspect.signature(FunctionEvent).parameters
 
+def _module_of(e) -> tuple:
+    "The innermost module whose profiler range holds event `e` (None outside any), and whether the CPU guard's range does"
+    p,guard = e.cpu_parent,False
+    while p is not None and not p.name.startswith(_prefix):
+        guard = guard or p.name == _guard_range  # a copy the CPU guard makes
+        p = p.cpu_parent
+    return (p.name[len(_prefix):] if p else None),guard
+
 def _conversions(events, phase:str) -> list[dict]:
     "One row per layout-changing copy kernel among the profiler `events`"
     rows = []
@@ -56,12 +64,9 @@ def _conversions(events, phase:str) -> list[dict]:
         fsrc,fdst = _layout(src, src_s),_layout(dst, dst_s)
         # a conversion to or from channels-last; strided -> contiguous (attention heads, say) is not about the format
         if fsrc == fdst or 'both' in (fsrc, fdst) or 'channels_last' not in fsrc + fdst: continue
-        p,guard = e.cpu_parent,False  # the innermost module range around the copy, if any
-        while p is not None and not p.name.startswith(_prefix):
-            guard = guard or p.name == _guard_range  # a copy the CPU guard makes
-            p = p.cpu_parent
+        module,guard = _module_of(e)
         numel = torch.Size(dst).numel()
-        rows.append(dict(phase=phase, module=p.name[len(_prefix):] if p else None, op=e.cpu_parent.name if e.cpu_parent else '',
+        rows.append(dict(phase=phase, module=module, op=e.cpu_parent.name if e.cpu_parent else '',
                          shape=tuple(dst), src=fsrc, dst=fdst, lost=_lost(fsrc, fdst) and not guard, guard=guard,
                          bytes=numel*_nbytes.get(e.input_dtypes[0], 4)))
     return rows
@@ -98,6 +103,34 @@ class _Recorder:
     def remove(self):
         for h in self.hooks: h.remove()
 
+# %% ../nbs/03_check.ipynb #95803ea0
+_h100 = 'an H100, torch 2.11.0 (benchmarks/gpu/h100-2.md)'
+device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-last input on some devices only
+    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted)',
+         seen=f'NCHW output on {_h100}; the CPU kernel keeps it (torch 2.14)'),
+    dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
+         seen=f'NCHW output on {_h100}'),
+    dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}'),
+    dict(op='aten::pixel_shuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}'),
+    dict(op='aten::pixel_unshuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}'),
+])  # MPS: no row has evidence for it yet
+targets = ('cpu', 'cuda', 'mps')
+
+def _check_target(target) -> str:
+    if str(target) not in targets: raise ValueError(f"target={target!r} is not a device the check knows; valid: {', '.join(targets)}")
+    return str(target)
+
+def _target_losses(events, target:str, device_type:str) -> list[dict]:
+    "One row per module that calls an op `target`'s kernels lose the format in, where `device_type`'s don't"
+    rows = device_losses[device_losses.lost_on.map(lambda d: target in d and device_type not in d)].set_index('op')
+    out = {}
+    for e in events:
+        if e.name not in rows.index: continue
+        module,_ = _module_of(e)
+        r = rows.loc[e.name]
+        out.setdefault((module, e.name), dict(module=module, op=e.name[len('aten::'):], evidence=r.evidence, seen=r.seen))
+    return list(out.values())
+
 # %% ../nbs/03_check.ipynb #75d7e481
 def _mb(n): return f"{n/2**20:.2f} MB"
 
@@ -111,10 +144,17 @@ class ThrashReport:
         types:dict, # Module name -> type name
         guarded:list=None, # Layers the CPU guard runs in NCHW (`needs_cpu_guard`): unguarded they would crash
         copies_counted:bool=True, # False where this torch's profiler records no strides: `copies` is then empty
-    ): store_attr(); self.guarded = guarded or []
+        device:str='cpu', # Device type the check ran on
+        target:str=None, # Device type reported for; default: `device`
+        target_points:pd.DataFrame=None, # Points only `target`'s kernels lose (`device_losses`): module, op, evidence, seen
+    ):
+        store_attr(); self.guarded,self.target = guarded or [],target or device
+        if target_points is None: self.target_points = pd.DataFrame(columns=['module', 'op', 'evidence', 'seen'])
 
     @property
-    def ok(self) -> bool: return not self.thrash_points
+    def ok(self) -> bool: return not self.thrash_points and not len(self.target_points)
+    @property
+    def target_thrash_points(self) -> list: return list(self.target_points.module)
     def _count(self, phase): c = self.copies[self.copies.phase == phase]; return len(c),int(c.bytes.sum())
     @property
     def fwd_copies(self) -> int: return self._count('forward')[0]
@@ -126,10 +166,17 @@ class ThrashReport:
     def bwd_bytes(self) -> int: return self._count('backward')[1]
 
     def __repr__(self):
-        verdict = ("OK: channels-last end to end" if self.ok else
-                   f"THRASHES: channels-last is lost at {len(self.thrash_points)} point{'s'*(len(self.thrash_points)>1)}")
+        n,nt,other = len(self.thrash_points),len(self.target_points),self.target != self.device
+        pts = lambda k: f"{k} point{'s'*(k>1)}"
+        verdict = (f"THRASHES: channels-last is lost at {pts(n)}" if n else
+                   f"THRASHES on {self.target}: channels-last is lost at {pts(nt)} there (by the kernel table), none on {self.device}" if nt else
+                   "OK: channels-last end to end" + (f" on {self.device}, and on {self.target} by the kernel table" if other else ''))
         lines = [f"{self.name}: {verdict}"]
         lines += [f"  {n or '(model)'} ({self.types.get(n, '?')})" for n in self.thrash_points]
+        if other and n:
+            lines.append(f"on {self.target}, by the kernel table (not run there): " + (f"also lost at {pts(nt)}" if nt else 'no more points'))
+        lines += [f"  {r.module} ({self.types.get(r.module, '?')}): {r.op} returns NCHW on {self.target} ({r.evidence}; seen: {r.seen})"
+                  for r in self.target_points.itertuples()]
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
@@ -182,10 +229,12 @@ def check_channels_last(
     x, # A sample batch (a tensor or a tuple of inputs) or a shape such as (2, 3, 224, 224)
     device=None, # Where to run; default: where the model is
     name:str=None, # Name in the report; default: the model's class
+    target:str=None, # Device to report for: 'cpu', 'cuda' or 'mps' (see `device_losses`); default: `device`'s type
 ) -> ThrashReport:
     "Run `model` in channels-last on `x`, forward and backward, and report where the format is lost and what it costs"
     p = next(model.parameters(), None)
     device = torch.device(device) if device is not None else p.device if p is not None else torch.device('cpu')
+    target = _check_target(target or device.type)
     with _preserved(model):
         model.to(device).train()
         for q in model.parameters(): q.grad = None
@@ -212,17 +261,20 @@ def check_channels_last(
     df = pd.DataFrame(list(rec.rows.values()), columns=['module', 'type', 'in_shape', 'out_shape', 'in_format', 'out_format'])
     df['thrash'] = df.module.isin(points)
     types = {n: type(m).__name__ for m,n in rec.names.items()}
-    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides)
+    tp = pd.DataFrame([r for r in _target_losses(fwd.events(), target, device.type) if r['module'] not in points],
+                      columns=['module', 'op', 'evidence', 'seen'])
+    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides, device.type, target, tp)
 
 # %% ../nbs/03_check.ipynb #9dae7dac
 @patch
 def channelslast_check(self:Learner,
-    device=None # Where to run; default: where the model is
+    device=None, # Where to run; default: where the model is
+    target:str=None, # Device to report for: 'cpu', 'cuda' or 'mps'; default: `device`'s type
 ) -> ThrashReport:
     "Check `self.model` for channels-last thrashing on one batch of `self.dls.train`"
     b = self.dls.train.one_batch()
     n_inp = getattr(self.dls, 'n_inp', 1)
-    return check_channels_last(self.model, tuple(b[:n_inp]), device=device)
+    return check_channels_last(self.model, tuple(b[:n_inp]), device=device, target=target)
 
 # %% ../nbs/03_check.ipynb #4b36ec8a
 def model_from_name(name:str, **kwargs) -> nn.Module:
