@@ -6,6 +6,7 @@ Docs: https://channelslast.github.io/channelslast/callback.html.md"""
 
 # %% ../nbs/02_callback.ipynb #4521ee8c
 from __future__ import annotations
+import re, warnings
 import torch
 from torch.amp import GradScaler
 from fastcore.basics import store_attr
@@ -19,7 +20,7 @@ from .core import *
 from .amp import *
 
 # %% auto #0
-__all__ = ['opt_state_to_format', 'ChannelsLast']
+__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'mps_channels_last_slow', 'ChannelsLast']
 
 # %% ../nbs/02_callback.ipynb #a7e5fffc
 def _opt_states(opt) -> list:
@@ -40,6 +41,16 @@ def _learner_to_format(learn, channels_last:bool):
     opt_state_to_format(getattr(learn, 'opt', None), channels_last)
 
 # %% ../nbs/02_callback.ipynb #2046e8d3
+# PyTorch's MPS backend ran 2D `convolution_backward` about 30x slower on channels-last tensors than on NCHW ones
+# (pytorch #193349) until PR #193623, merged on main 2026-08-14. 2.16 is the first release whose branch is certain to
+# be cut after that; 2.15 may have it too (no Mac here to measure): lower this once a run on one shows it.
+mps_fast_backward_since = (2, 16)
+def _v(t): return '.'.join(map(str, t))
+
+def mps_channels_last_slow(version:str=None) -> bool:
+    "Whether torch `version` (default: this one) has MPS's slow channels-last convolution backward (pytorch #193349)"
+    return tuple(int(p) for p in re.findall(r'\d+', (version or torch.__version__).split('+')[0])[:2]) < mps_fast_backward_since
+
 class ChannelsLast(FastaiChannelsLast):
     "Train and predict in channels-last memory format: 4D and 5D models, inputs included"
     order = -1  # before callbacks that modify the model
@@ -56,6 +67,7 @@ class ChannelsLast(FastaiChannelsLast):
                              "in channels-last, and fastai's Learner needs one to find the model's device")
         if self.on: _learner_to_format(self.learn, True)
     def before_fit(self):
+        if self.on and model_device_type(self.learn) == 'mps' and mps_channels_last_slow(): self._keep_nchw_on_mps()
         self._convert()
         if self.auto and self.decision is None and 'plan' not in self.__dict__: self.plan,self.i = self._trial_plan(),0
     def before_validate(self):
@@ -65,6 +77,13 @@ class ChannelsLast(FastaiChannelsLast):
         if self.on: self.learn.xb = to_channels_last(self.xb)
     def after_batch(self):
         if self.training and self.trial_running: self._trial_after()
+    def _keep_nchw_on_mps(self):
+        warnings.warn(f"ChannelsLast: training stays NCHW on MPS with torch {torch.__version__}, whose channels-last convolution "
+                      f"backward is about 30x slower (pytorch #193349; fixed by PR #193623, in torch {_v(mps_fast_backward_since)} "
+                      "for sure). Set channelslast.callback.mps_fast_backward_since lower if yours has the fix.", stacklevel=2)
+        self.on = False
+        if self.auto and self.decision is None: self.decision = ('contiguous', None)  # nothing to try
+        _learner_to_format(self.learn, False)
     @property
     def trial_running(self) -> bool: return 'plan' in self.__dict__ and self.decision is None
 
