@@ -20,6 +20,7 @@ from torch.autograd.profiler_util import FunctionEvent
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import *
+from .mend import *
 from .core import _guard_range, _guard_why, _remove_guard
 
 # %% auto #0
@@ -147,8 +148,9 @@ class ThrashReport:
         device:str='cpu', # Device type the check ran on
         target:str=None, # Device type reported for; default: `device`
         target_points:pd.DataFrame=None, # Points only `target`'s kernels lose (`device_losses`): module, op, evidence, seen
+        mended:list=None, # Layers that ran a format-keeping version of their own (`mend_model`)
     ):
-        store_attr(); self.guarded,self.target = guarded or [],target or device
+        store_attr(); self.guarded,self.target,self.mended = guarded or [],target or device,mended or []
         if target_points is None: self.target_points = pd.DataFrame(columns=['module', 'op', 'evidence', 'seen'])
 
     @property
@@ -180,6 +182,9 @@ class ThrashReport:
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
+        if self.mended:
+            kinds = pd.Series([self.types.get(n, '?').removesuffix('Mended') for n in self.mended]).value_counts()
+            lines.append("mended: " + ', '.join(f"{k} x{v}" for k,v in kinds.items()) + " (format-keeping versions, see `mend_model`)")
         if not self.copies_counted:
             lines.append(f"layout-changing copies: not counted (the profiler of torch {torch.__version__} records no strides)")
             return '\n'.join(lines)
@@ -197,8 +202,8 @@ class ThrashReport:
 # %% ../nbs/03_check.ipynb #2641d9d5
 @contextmanager
 def _preserved(model:nn.Module):
-    "Put back `model`'s mode, tensors (layout and device), buffer values, gradients and guard hooks after the block"
-    training,guarded = model.training,set(guarded_layers(model))
+    "Put back `model`'s mode, tensors (layout and device), buffer values, gradients, guard hooks and layers after the block"
+    training,guarded,classes = model.training,set(guarded_layers(model)),{m: type(m) for m in model.modules()}
     ts = [*model.parameters(), *model.buffers()]
     data,grads = [t.data for t in ts],[getattr(t, 'grad', None) for t in ts]
     values = [b.detach().clone() for b in model.buffers()]
@@ -210,6 +215,7 @@ def _preserved(model:nn.Module):
         model.train(training)
         for n,m in model.named_modules():
             if n not in guarded: _remove_guard(m)  # the guard hooks the check added
+            m.__class__ = classes[m]  # and the layers it mended
 
 def _inputs(x, device) -> tuple:
     "Model inputs from a shape tuple, a tensor or a tuple of them, on `device`"
@@ -230,6 +236,7 @@ def check_channels_last(
     device=None, # Where to run; default: where the model is
     name:str=None, # Name in the report; default: the model's class
     target:str=None, # Device to report for: 'cpu', 'cuda' or 'mps' (see `device_losses`); default: `device`'s type
+    mend:bool=True, # Mend the layers that drop the format in their own code, as training does (`mend_model`)
 ) -> ThrashReport:
     "Run `model` in channels-last on `x`, forward and backward, and report where the format is lost and what it costs"
     p = next(model.parameters(), None)
@@ -240,8 +247,8 @@ def check_channels_last(
         for q in model.parameters(): q.grad = None
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # the report names the guarded layers
-            model_to_channels_last(model)
-        guarded = guarded_layers(model) if device.type == 'cpu' else []
+            model_to_channels_last(model, mend=mend)
+        guarded,mended = (guarded_layers(model) if device.type == 'cpu' else []),mended_layers(model)
         xs = to_channels_last(_inputs(x, device))
         rec = _Recorder(model)
         try:
@@ -263,7 +270,7 @@ def check_channels_last(
     types = {n: type(m).__name__ for m,n in rec.names.items()}
     tp = pd.DataFrame([r for r in _target_losses(fwd.events(), target, device.type) if r['module'] not in points],
                       columns=['module', 'op', 'evidence', 'seen'])
-    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides, device.type, target, tp)
+    return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides, device.type, target, tp, mended)
 
 # %% ../nbs/03_check.ipynb #9dae7dac
 @patch

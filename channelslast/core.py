@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.autograd.profiler import record_function
 from fastai.torch_core import apply
+from .mend import *
 
 # %% auto #0
 __all__ = ['memory_format_for', 'is_channels_last', 'to_channels_last', 'to_contiguous_format', 'needs_cpu_guard',
@@ -106,26 +107,33 @@ def _convert_tensors(model:nn.Module, channels_last:bool, keep_nchw:set=frozense
             elif o.stride() != _nchw_strides(o.shape): o.data = o.data.clone(memory_format=torch.contiguous_format)
     return model
 
+def _nchw_layers(model:nn.Module, guard:bool, mend:bool) -> list:
+    "(name, layer) of the layers whose weights stay NCHW in a channels-last model: guarded ones, weight-standardised convs"
+    return [(n,m) for n,m in model.named_modules() if (guard and needs_cpu_guard(m)) or (mend and keeps_nchw_weight(m))]
+
 def model_to_channels_last(model:nn.Module,
     guard:bool=True, # Keep the layers that crash oneDNN's CPU kernels (`needs_cpu_guard`) in NCHW on CPUs
+    mend:bool=True, # Swap the layers that drop the format in their own code for format-keeping ones (`mend_model`)
 ) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
+    if mend: mend_model(model)
+    _convert_tensors(model, True, {id(p) for _,m in _nchw_layers(model, guard, mend) for p in m.parameters(recurse=False)})
     layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
-    _convert_tensors(model, True, {id(p) for _,m in layers for p in m.parameters(recurse=False)})
     new = [n for n,m in layers if _add_guard(m)]
     p = next(model.parameters(), None)
     if new and p is not None and p.device.type == 'cpu': warnings.warn(_guard_msg(model, new), stacklevel=2)
     return model
 
 def model_to_contiguous(model:nn.Module) -> nn.Module:
-    "Put `model`'s 4D and 5D parameters and buffers back in `torch.contiguous_format`, in place"
+    "Put `model`'s 4D and 5D parameters and buffers back in `torch.contiguous_format`, and its layers as they were, in place"
     for m in model.modules(): _remove_guard(m)
-    return _convert_tensors(model, False)
+    return _convert_tensors(unmend_model(model), False)
 
 # %% ../nbs/00_core.ipynb #ae32be06
 def model_is_channels_last(model:nn.Module) -> bool:
-    "True if all of `model`'s 4D/5D parameters and buffers are channels-last and at least one is not also contiguous"
-    ts = [t for t in [*model.parameters(), *model.buffers()] if t.ndim in (4,5)]
+    "True if `model`'s 4D/5D parameters and buffers are channels-last (but those kept NCHW on purpose), one at least not also contiguous"
+    kept = {id(p) for _,m in _nchw_layers(model, True, True) for p in m.parameters(recurse=False)}
+    ts = [t for t in [*model.parameters(), *model.buffers()] if t.ndim in (4,5) and id(t) not in kept]
     return all(map(is_channels_last, ts)) and any(not t.is_contiguous() for t in ts)
 
 # %% ../nbs/00_core.ipynb #70d1e600
