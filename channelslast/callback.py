@@ -17,6 +17,7 @@ from fastai.learner import Learner, save_model, load_model, join_path_file
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from .core import *
+from .mend import *
 from .amp import *
 
 # %% auto #0
@@ -35,9 +36,10 @@ def opt_state_to_format(opt, channels_last:bool):
             if isinstance(v, torch.Tensor) and v.ndim in (4,5):
                 s[k] = to_channels_last(v) if channels_last else to_contiguous_format(v)
 
-def _learner_to_format(learn, channels_last:bool):
-    "The model and its optimizer state in channels-last or contiguous format: they always change together"
-    (model_to_channels_last if channels_last else model_to_contiguous)(learn.model)
+def _learner_to_format(learn, channels_last:bool, mend:bool=True):
+    "The model and its optimizer state in channels-last (mended unless `mend=False`) or contiguous format, together"
+    if channels_last: model_to_channels_last(learn.model, mend=mend)
+    else: model_to_contiguous(learn.model)
     opt_state_to_format(getattr(learn, 'opt', None), channels_last)
 
 # %% ../nbs/02_callback.ipynb #2046e8d3
@@ -57,6 +59,7 @@ class ChannelsLast(FastaiChannelsLast):
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and AMP on/off with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
+        mend:bool=True, # Swap layers that drop the format in their own code for format-keeping ones (`mend_model`)
     ):
         store_attr()
         self.decision,self.trial_times,self.on,self.clock = None,{},True,device_time  # `clock`: a stub in tests
@@ -65,7 +68,7 @@ class ChannelsLast(FastaiChannelsLast):
         if next(self.learn.model.parameters(), None) is None:  # else fastai fails later with a bare StopIteration
             raise ValueError(f"ChannelsLast: the model ({type(self.learn.model).__name__}) has no parameters: nothing to put "
                              "in channels-last, and fastai's Learner needs one to find the model's device")
-        if self.on: _learner_to_format(self.learn, True)
+        if self.on: _learner_to_format(self.learn, True, self.mend)
     def before_fit(self):
         if self.on and model_device_type(self.learn) == 'mps' and mps_channels_last_slow(): self._keep_nchw_on_mps()
         self._convert()
@@ -99,13 +102,16 @@ def to_channelslast(self:Learner,
     use_amp:bool=True, # Add `MixedPrecision` with `amp_mode`, recommended for full channels-last speed
     amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure AMP on/off), or None: the device's fast default
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
+    mend:bool=True, # Swap layers that drop the format in their own code for format-keeping ones (`mend_model`)
     **kwargs # `GradScaler` arguments (fp16)
 )->Learner:
     "Set `Learner` and inputs to channels-last format, with the device's fast mixed precision by default"
     mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None  # checks `amp_mode` before anything changes
     auto = auto or amp_mode == 'auto'  # measuring AMP on/off is done by the format trial
     cl = getattr(self, 'channels_last', None)
-    if not isinstance(cl, ChannelsLast) or cl.auto != auto: self.remove_cb(FastaiChannelsLast).add_cb(ChannelsLast(auto=auto))
+    if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend) != (auto,mend):
+        if isinstance(cl, ChannelsLast) and cl.mend and not mend: model_to_contiguous(self.model)  # unmend, before it is converted again
+        self.remove_cb(FastaiChannelsLast).add_cb(ChannelsLast(auto=auto, mend=mend))
     if use_amp and not _keeps(getattr(self, 'mixed_precision', None), amp_mode, kwargs):
         self.remove_cb(FastaiMixedPrecision).add_cb(mp)
     return self
@@ -135,7 +141,7 @@ def _trial_plan(self:ChannelsLast) -> list:
 def _apply_config(self:ChannelsLast, cfg):
     fmt,amp = cfg
     self.on = fmt == 'channels_last'
-    _learner_to_format(self.learn, self.on)
+    _learner_to_format(self.learn, self.on, self.mend)
     if amp is not None: self.learn.mixed_precision.active = amp
 
 @patch

@@ -139,9 +139,9 @@ def model_is_channels_last(model:nn.Module) -> bool:
 # %% ../nbs/00_core.ipynb #70d1e600
 @contextmanager
 def contiguous_model(model:nn.Module):
-    "Context manager: `model` in contiguous format inside the block, back in channels-last after if it was"
-    was_cl = model_is_channels_last(model)
+    "Context manager: `model` in contiguous format (and unmended) inside the block, back as it was after"
+    was_cl,mended = model_is_channels_last(model),bool(mended_layers(model))
     model_to_contiguous(model)
     try: yield model
     finally:
-        if was_cl: model_to_channels_last(model)
+        if was_cl: model_to_channels_last(model, mend=mended)
