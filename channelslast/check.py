@@ -248,7 +248,9 @@ def check_channels_last(
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # the report names the guarded layers
             model_to_channels_last(model, mend=mend)
-        guarded,mended = (guarded_layers(model) if device.type == 'cpu' else []),mended_layers(model)
+        guarded = guarded_layers(model) if device.type == 'cpu' else []
+        # mended: the layers swapped for format-keeping ones, and the weight-standardised convs whose weights stay NCHW
+        mended = [n for n,m in model.named_modules() if is_mended(m) or (mend and keeps_nchw_weight(m))]
         xs = to_channels_last(_inputs(x, device))
         rec = _Recorder(model)
         try:

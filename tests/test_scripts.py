@@ -27,3 +27,11 @@ def test_benchmark_script():
     rows = [l for l in res.stdout.splitlines() if l.startswith('|') and 'config' not in l and '---' not in l]
     assert len(rows) == 4, res.stdout
     assert all(float(r.split('|')[2]) > 0 for r in rows), res.stdout
+
+def test_mend_benchmark_script():
+    "The mending benchmark runs end to end: the three configs measured and both ratios printed, positive"
+    res = run('benchmarks/mend_cpu.py', '--models', 'tresnet_m', '--size', '32', '--bs', '2', '--steps', '1', '--repeats', '1', '--md')
+    assert res.returncode == 0, res.stderr[-3000:]
+    row = next(l for l in res.stdout.splitlines() if l.startswith('| tresnet_m'))
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert all(float(c) > 0 for c in cells[1:4] + cells[5:]), row
