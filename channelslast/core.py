@@ -107,9 +107,10 @@ def _convert_tensors(model:nn.Module, channels_last:bool, keep_nchw:set=frozense
             elif o.stride() != _nchw_strides(o.shape): o.data = o.data.clone(memory_format=torch.contiguous_format)
     return model
 
-def _nchw_layers(model:nn.Module, guard:bool, mend:bool) -> list:
-    "(name, layer) of the layers whose weights stay NCHW in a channels-last model: guarded ones, weight-standardised convs"
-    return [(n,m) for n,m in model.named_modules() if (guard and needs_cpu_guard(m)) or (mend and keeps_nchw_weight(m))]
+def _nchw_params(model:nn.Module, guard:bool=True, mend:bool=True) -> set:
+    "ids of the parameters that stay NCHW in a channels-last model: those of guarded layers and weight-standardised convs"
+    return {id(p) for m in model.modules() if (guard and needs_cpu_guard(m)) or (mend and keeps_nchw_weight(m))
+            for p in m.parameters(recurse=False)}
 
 def model_to_channels_last(model:nn.Module,
     guard:bool=True, # Keep the layers that crash oneDNN's CPU kernels (`needs_cpu_guard`) in NCHW on CPUs
@@ -117,7 +118,7 @@ def model_to_channels_last(model:nn.Module,
 ) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
     if mend: mend_model(model)
-    _convert_tensors(model, True, {id(p) for _,m in _nchw_layers(model, guard, mend) for p in m.parameters(recurse=False)})
+    _convert_tensors(model, True, _nchw_params(model, guard, mend))
     layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
     new = [n for n,m in layers if _add_guard(m)]
     p = next(model.parameters(), None)
@@ -132,7 +133,7 @@ def model_to_contiguous(model:nn.Module) -> nn.Module:
 # %% ../nbs/00_core.ipynb #ae32be06
 def model_is_channels_last(model:nn.Module) -> bool:
     "True if `model`'s 4D/5D parameters and buffers are channels-last (but those kept NCHW on purpose), one at least not also contiguous"
-    kept = {id(p) for _,m in _nchw_layers(model, True, True) for p in m.parameters(recurse=False)}
+    kept = _nchw_params(model)
     ts = [t for t in [*model.parameters(), *model.buffers()] if t.ndim in (4,5) and id(t) not in kept]
     return all(map(is_channels_last, ts)) and any(not t.is_contiguous() for t in ts)
 
