@@ -17,10 +17,12 @@ def test_check_prints_only_its_report(bf16):
     assert lines[1].startswith('layout-changing copies: forward 0 (0.00 MB), backward '), res.stdout
 
 def test_check_names_thrash_point():
-    "tresnet's SpaceToDepth returns NCHW: the report names it"
-    res = run('check', 'tresnet_m', '--size', '64')
+    "tresnet's SpaceToDepth returns NCHW as it is (--no-mend): the report names it; mended, it keeps the format"
+    res = run('check', 'tresnet_m', '--size', '64', '--no-mend')
     assert res.returncode == 0, res.stderr
     assert 'THRASHES' in res.stdout and 'body.s2d (SpaceToDepth)' in res.stdout, res.stdout
+    res = run('check', 'tresnet_m', '--size', '64')
+    assert res.returncode == 0 and res.stdout.startswith('tresnet_m: OK') and 'mended: SpaceToDepth x1' in res.stdout, res.stdout
 
 def test_check_names_guarded_layer():
     "repvgg_a2's stem branch would crash PyTorch's CPU backward in channels-last: the check runs it guarded, and says so"
