@@ -110,7 +110,6 @@ def to_channelslast(self:Learner,
     auto = auto or amp_mode == 'auto'  # measuring AMP on/off is done by the format trial
     cl = getattr(self, 'channels_last', None)
     if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend) != (auto,mend):
-        if isinstance(cl, ChannelsLast) and cl.mend and not mend: model_to_contiguous(self.model)  # unmend, before it is converted again
         self.remove_cb(FastaiChannelsLast).add_cb(ChannelsLast(auto=auto, mend=mend))
     if use_amp and not _keeps(getattr(self, 'mixed_precision', None), amp_mode, kwargs):
         self.remove_cb(FastaiMixedPrecision).add_cb(mp)

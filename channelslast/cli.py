@@ -72,18 +72,19 @@ def check_size(model:str, size:int, bs:int, dev,
     except Exception: return  # a model that can't be built on meta: nothing to say ahead
     default = (getattr(m, 'pretrained_cfg', None) or {}).get('input_size', (3, 224, 224))[-1]
     err = _fails(m, bs, max(size, 1))
-    if err is not None or size < 1:
-        if _fails(m, bs, default) is not None: return  # it fails for reasons of its own, not its input size
-        if size >= default: raise ValueError(f"--size {size} does not fit {model} ({err}); it runs at {default}px")
+    too_small = err is not None or size < 1
+    if too_small and _fails(m, bs, default) is not None: return  # it fails for reasons of its own, not its input size
+    if too_small and size >= default: raise ValueError(f"--size {size} does not fit {model} ({err}); it runs at {default}px")
     free,need = _free_bytes(dev),lambda s: _step_bytes(m, bs, s, copies, images)
+    smallest = lambda: _first(lambda s: _fails(m, bs, s) is None, 1, default)  # downsampling needs a least size; above it all run
     def usable(lo):
         top = f"{_first(lambda s: need(s) > free, lo, max(lo, size, default) * 64) - 1}px" if free else 'any size'
         return f"usable sizes for {model} at batch {bs} on {dev.type} here: {lo} to {top}"
-    if err is not None or size < 1:
-        lo = _first(lambda s: _fails(m, bs, s) is None, 1, default)
+    if too_small:
+        lo = smallest()
         raise ValueError(f"--size {size} is too small for {model}: its downsampling needs at least {lo}px; {usable(lo)}")
     if free is not None and need(size) > free:
-        lo = _first(lambda s: _fails(m, bs, s) is None, 1, default) if _fails(m, bs, 1) else 1
+        lo = smallest()
         raise ValueError(f"--size {size} is too large for {dev.type} here: {model} at batch {bs} needs about "
                          f"{need(size)/1e9:,.0f} GB, and {free/1e9:.1f} GB is free; {usable(lo)}")
 

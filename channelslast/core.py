@@ -117,7 +117,7 @@ def model_to_channels_last(model:nn.Module,
     mend:bool=True, # Swap the layers that drop the format in their own code for format-keeping ones (`mend_model`)
 ) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
-    if mend: mend_model(model)
+    mend_model(model) if mend else unmend_model(model)  # `mend=False` leaves a model as timm made it, even one mended before
     _convert_tensors(model, True, _nchw_params(model, guard, mend))
     layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
     new = [n for n,m in layers if _add_guard(m)]
