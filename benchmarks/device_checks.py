@@ -5,7 +5,7 @@ in `--quick` runs and in CI) and records pass/fail with the error. The checks st
 on: the CPU guard, for instance, must run its layer in NCHW on a CPU and stay off on CUDA. `run_notebook` runs a
 notebook's cells as `nbdev-test` does, its `#| cuda` cells included on a CUDA device, with no Jupyter kernel (the
 GPU machine has none)."""
-import json, os, sys, tempfile, types, warnings
+import copy, json, os, sys, tempfile, types, warnings
 from pathlib import Path
 import torch
 from torch import nn
@@ -172,7 +172,35 @@ def check_auto(dev):
     assert all(t > 0 for ts in cb.trial_times.values() for t in ts), cb.trial_times
     _expect(model_is_channels_last(learn.model), cb.decision[0] == 'channels_last', 'model format matches the decision')
 
-CHECKS = [check_default_precision, check_fp16_scaler, check_bf16, check_conv3d, check_precision_methods,
+def check_device_mends(dev):
+    "Each mend for a device's kernels (`mend='all'`) against the native layer on this device: same values, channels-last kept"
+    from unittest import mock
+    from timm.layers import GroupNorm, BlurPool2d
+    layers = {'GroupNorm': (nn.GroupNorm(8, 64), 64, False), 'timm GroupNorm': (GroupNorm(64, 8), 64, False),
+              'InstanceNorm2d': (nn.InstanceNorm2d(64, affine=True), 64, False), 'ReflectionPad2d': (nn.ReflectionPad2d(2), 16, True),
+              'ReplicationPad2d': (nn.ReplicationPad2d((1, 2, 0, 3)), 16, True), 'BlurPool2d': (BlurPool2d(16), 16, True),
+              'PixelShuffle': (nn.PixelShuffle(2), 64, True), 'PixelUnshuffle': (nn.PixelUnshuffle(2), 16, True)}
+    # off CUDA, stand in for a device whose kernels lose the format (as the mend notebook's tests do)
+    here = {op: d if dev.type in d else (*d, dev.type) for op,d in lost_on.items()}
+    torch.manual_seed(0)
+    with mock.patch.dict(lost_on, here):
+        for name,(m,c,exact) in layers.items():
+            for p in m.parameters(): nn.init.normal_(p)
+            m = m.to(dev); mm = copy.deepcopy(m); mend_model(mm, unmeasured=True)
+            x = torch.randn(4, c, 24, 24, device=dev).contiguous(memory_format=torch.channels_last)
+            outs = []
+            for mod in (m, mm):
+                xi = x.clone().requires_grad_()
+                y = mod(xi); y.backward(torch.ones_like(y).contiguous(memory_format=torch.channels_last))
+                outs.append((y, xi.grad))
+            (y0,g0),(y1,g1) = outs
+            _expect(is_channels_last(y1) and is_channels_last(g1), True, f'{name}: mended output and input gradient channels-last')
+            err = max(float((a - b).detach().abs().max() / b.detach().abs().max().clamp(min=1)) for a,b in ((y1, y0), (g1, g0)))
+            assert (err == 0) if exact else (err < 1e-4), f"{name}: mended differs from native by {err:.2e} (relative)"
+            with torch.autocast(dev.type, dtype=torch.float16 if dev.type == 'cuda' else torch.bfloat16):
+                _expect(mm(x).dtype, m(x).dtype, f'{name}: dtype under autocast')
+
+CHECKS = [check_default_precision, check_device_mends, check_fp16_scaler, check_bf16, check_conv3d, check_precision_methods,
           check_save_load_export, check_inference, check_guard, check_fault, check_auto]
 
 def _flags(src:str) -> list:

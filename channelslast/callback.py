@@ -36,7 +36,7 @@ def opt_state_to_format(opt, channels_last:bool):
             if isinstance(v, torch.Tensor) and v.ndim in (4,5):
                 s[k] = to_channels_last(v) if channels_last else to_contiguous_format(v)
 
-def _learner_to_format(learn, channels_last:bool, mend:bool=True):
+def _learner_to_format(learn, channels_last:bool, mend:bool|str=True):
     "The model and its optimizer state in channels-last (mended unless `mend=False`) or contiguous format, together"
     if channels_last: model_to_channels_last(learn.model, mend=mend)
     else: model_to_contiguous(learn.model)
@@ -59,9 +59,9 @@ class ChannelsLast(FastaiChannelsLast):
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and AMP on/off with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
-        mend:bool=True, # Swap layers that drop the format in their own code for format-keeping ones (`mend_model`)
+        mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     ):
-        store_attr()
+        check_mend(mend); store_attr()
         self.decision,self.trial_times,self.on,self.clock = None,{},True,device_time  # `clock`: a stub in tests
 
     def _convert(self):
@@ -102,11 +102,12 @@ def to_channelslast(self:Learner,
     use_amp:bool=True, # Add `MixedPrecision` with `amp_mode`, recommended for full channels-last speed
     amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure AMP on/off), or None: the device's fast default
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
-    mend:bool=True, # Swap layers that drop the format in their own code for format-keeping ones (`mend_model`)
+    mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     **kwargs # `GradScaler` arguments (fp16)
 )->Learner:
     "Set `Learner` and inputs to channels-last format, with the device's fast mixed precision by default"
     mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None  # checks `amp_mode` before anything changes
+    check_mend(mend)
     auto = auto or amp_mode == 'auto'  # measuring AMP on/off is done by the format trial
     cl = getattr(self, 'channels_last', None)
     if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend) != (auto,mend):

@@ -22,9 +22,10 @@ from fastai.learner import Learner
 from .core import *
 from .mend import *
 from .core import _guard_range, _guard_why, _remove_guard
+from .mend import _original
 
 # %% auto #0
-__all__ = ['device_losses', 'targets', 'format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
+__all__ = ['format_name', 'ThrashReport', 'check_channels_last', 'model_from_name']
 
 # %% ../nbs/03_check.ipynb #b3e9f12d
 def format_name(t) -> str:
@@ -105,29 +106,18 @@ class _Recorder:
         for h in self.hooks: h.remove()
 
 # %% ../nbs/03_check.ipynb #95803ea0
-_h100 = 'an H100, torch 2.11.0 (benchmarks/gpu/h100-2.md)'
-device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-last input on some devices only
-    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted)',
-         seen=f'NCHW output on {_h100}; the CPU kernel keeps it (torch 2.14)'),
-    dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
-         seen=f'NCHW output on {_h100}'),
-    dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}'),
-    dict(op='aten::pixel_shuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}'),
-    dict(op='aten::pixel_unshuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}'),
-])  # MPS: no row has evidence for it yet
-targets = ('cpu', 'cuda', 'mps')
-
 def _check_target(target) -> str:
     if str(target) not in targets: raise ValueError(f"target={target!r} is not a device the check knows; valid: {', '.join(targets)}")
     return str(target)
 
-def _target_losses(events, target:str, device_type:str) -> list[dict]:
-    "One row per module that calls an op `target`'s kernels lose the format in, where `device_type`'s don't"
+def _target_losses(events, target:str, device_type:str, mended:set=frozenset()) -> list[dict]:
+    "One row per module that calls an op `target`'s kernels lose the format in, where `device_type`'s don't, but those `mended` for `target`"
     rows = device_losses[device_losses.lost_on.map(lambda d: target in d and device_type not in d)].set_index('op')
     out = {}
     for e in events:
         if e.name not in rows.index: continue
         module,_ = _module_of(e)
+        if module in mended: continue  # its mended version runs there, not this op
         r = rows.loc[e.name]
         out.setdefault((module, e.name), dict(module=module, op=e.name[len('aten::'):], evidence=r.evidence, seen=r.seen))
     return list(out.values())
@@ -148,9 +138,9 @@ class ThrashReport:
         device:str='cpu', # Device type the check ran on
         target:str=None, # Device type reported for; default: `device`
         target_points:pd.DataFrame=None, # Points only `target`'s kernels lose (`device_losses`): module, op, evidence, seen
-        mended:list=None, # Layers that ran a format-keeping version of their own (`mend_model`)
+        mended:dict=None, # Layers that run a format-keeping version of their own (`mend_model`) -> the devices where they do
     ):
-        store_attr(); self.guarded,self.target,self.mended = guarded or [],target or device,mended or []
+        store_attr(); self.guarded,self.target,self.mended = guarded or [],target or device,mended or {}
         if target_points is None: self.target_points = pd.DataFrame(columns=['module', 'op', 'evidence', 'seen'])
 
     @property
@@ -183,8 +173,9 @@ class ThrashReport:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
         if self.mended:
-            kinds = pd.Series([self.types.get(n, '?').removesuffix('Mended') for n in self.mended]).value_counts()
-            lines.append("mended: " + ', '.join(f"{k} x{v}" for k,v in kinds.items()) + " (format-keeping versions, see `mend_model`)")
+            on = lambda d: '' if set(d) == set(targets) else f" (on {', '.join(d)})"  # a mend for some devices' kernels
+            kinds = pd.Series([(self.types.get(n, '?'), on(d)) for n,d in self.mended.items()]).value_counts()
+            lines.append("mended: " + ', '.join(f"{k} x{v}{o}" for (k,o),v in kinds.items()) + " (format-keeping versions, see `mend_model`)")
         if not self.copies_counted:
             lines.append(f"layout-changing copies: not counted (the profiler of torch {torch.__version__} records no strides)")
             return '\n'.join(lines)
@@ -236,7 +227,7 @@ def check_channels_last(
     device=None, # Where to run; default: where the model is
     name:str=None, # Name in the report; default: the model's class
     target:str=None, # Device to report for: 'cpu', 'cuda' or 'mps' (see `device_losses`); default: `device`'s type
-    mend:bool=True, # Mend the layers that drop the format in their own code, as training does (`mend_model`)
+    mend:bool|str=True, # Mend the layers that lose the format, as training does (`mend_model`); 'all': also those not measured faster yet
 ) -> ThrashReport:
     "Run `model` in channels-last on `x`, forward and backward, and report where the format is lost and what it costs"
     p = next(model.parameters(), None)
@@ -250,7 +241,7 @@ def check_channels_last(
             model_to_channels_last(model, mend=mend)
         guarded = guarded_layers(model) if device.type == 'cpu' else []
         # mended: the layers swapped for format-keeping ones, and the weight-standardised convs whose weights stay NCHW
-        mended = [n for n,m in model.named_modules() if is_mended(m) or (mend and keeps_nchw_weight(m))]
+        mended = {n: mended_on(m) or targets for n,m in model.named_modules() if is_mended(m) or (mend and keeps_nchw_weight(m))}
         xs = to_channels_last(_inputs(x, device))
         rec = _Recorder(model)
         try:
@@ -269,8 +260,9 @@ def check_channels_last(
     points = sorted(lost, key=order.index)
     df = pd.DataFrame(list(rec.rows.values()), columns=['module', 'type', 'in_shape', 'out_shape', 'in_format', 'out_format'])
     df['thrash'] = df.module.isin(points)
-    types = {n: type(m).__name__ for m,n in rec.names.items()}
-    tp = pd.DataFrame([r for r in _target_losses(fwd.events(), target, device.type) if r['module'] not in points],
+    types = {n: (_original(m) if is_mended(m) else type(m)).__name__ for m,n in rec.names.items()}
+    here = {n for n,d in mended.items() if target in d}  # layers whose own version runs on the target
+    tp = pd.DataFrame([r for r in _target_losses(fwd.events(), target, device.type, here) if r['module'] not in points],
                       columns=['module', 'op', 'evidence', 'seen'])
     return ThrashReport(name or type(model).__name__, points, df, copies, types, guarded, _records_strides, device.type, target, tp, mended)
 

@@ -117,14 +117,17 @@ def check(
     bs:int=2, # Batch size
     device:str='cpu', # Device to run on: cpu, cuda, mps...
     target:str=None, # Device to report for (cpu, cuda, mps): where its kernels lose the format too; default: DEVICE
-    no_mend:bool=False, # Run the layers that drop the format in their own code as they are, not mended
+    no_mend:bool=False, # Run the layers that lose the format as they are, not mended
+    mend_all:bool=False, # Also the mends not measured faster on a device yet (the CUDA kernels' GroupNorm, padding...)
 ):
     "Find where MODEL loses the channels-last format, and count the conversion copies"
     try:
         _positive(bs=bs)
+        if no_mend and mend_all: raise ValueError("--no-mend and --mend-all contradict each other: give one")
         dev = _device(device)
         check_size(model, size, bs, dev)
-        report = check_channels_last(model_from_name(model), (bs, 3, size, size), device=dev, name=model, target=target, mend=not no_mend)
+        mend = 'all' if mend_all else not no_mend
+        report = check_channels_last(model_from_name(model), (bs, 3, size, size), device=dev, name=model, target=target, mend=mend)
     except ValueError as e: raise CliError(f"channelslast check: {e}") from None
     print(report)
     if report.thrash_points: print(report.df[report.df.thrash].to_string(index=False))

@@ -16,7 +16,7 @@ from .mend import *
 
 # %% auto #0
 __all__ = ['memory_format_for', 'is_channels_last', 'to_channels_last', 'to_contiguous_format', 'needs_cpu_guard',
-           'guarded_layers', 'model_to_channels_last', 'model_to_contiguous', 'model_is_channels_last',
+           'guarded_layers', 'check_mend', 'model_to_channels_last', 'model_to_contiguous', 'model_is_channels_last',
            'contiguous_model']
 
 # %% ../nbs/00_core.ipynb #21a2e003
@@ -112,12 +112,18 @@ def _nchw_params(model:nn.Module, guard:bool=True, mend:bool=True) -> set:
     return {id(p) for m in model.modules() if (guard and needs_cpu_guard(m)) or (mend and keeps_nchw_weight(m))
             for p in m.parameters(recurse=False)}
 
+def check_mend(mend):
+    "`mend` if it is one `model_to_channels_last` takes (True, False or 'all'), else a ValueError that names those"
+    if isinstance(mend, bool) or mend == 'all': return mend
+    raise ValueError(f"mend={mend!r} is not a choice; valid: True (the mends of the layers' own code, and those measured "
+                     "faster on a device), False (none), 'all' (also those not measured yet)")
+
 def model_to_channels_last(model:nn.Module,
     guard:bool=True, # Keep the layers that crash oneDNN's CPU kernels (`needs_cpu_guard`) in NCHW on CPUs
-    mend:bool=True, # Swap the layers that drop the format in their own code for format-keeping ones (`mend_model`)
+    mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
 ) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
-    mend_model(model) if mend else unmend_model(model)  # `mend=False` leaves a model as timm made it, even one mended before
+    mend_model(model, unmeasured=check_mend(mend) == 'all') if mend else unmend_model(model)  # `mend=False` leaves a model as timm made it, even one mended before
     _convert_tensors(model, True, _nchw_params(model, guard, mend))
     layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
     new = [n for n,m in layers if _add_guard(m)]
@@ -141,7 +147,7 @@ def model_is_channels_last(model:nn.Module) -> bool:
 @contextmanager
 def contiguous_model(model:nn.Module):
     "Context manager: `model` in contiguous format (and unmended) inside the block, back as it was after"
-    was_cl,mended = model_is_channels_last(model),bool(mended_layers(model))
+    was_cl,mended = model_is_channels_last(model),mend_setting(model)
     model_to_contiguous(model)
     try: yield model
     finally:

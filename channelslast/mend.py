@@ -6,12 +6,14 @@ Docs: https://channelslast.github.io/channelslast/mend.html.md"""
 
 # %% ../nbs/00a_mend.ipynb #9246c213
 from __future__ import annotations
-import hashlib, inspect, sys, textwrap
-import torch
+import hashlib, inspect, math, sys, textwrap
+import pandas as pd, torch
+import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['mends', 'nchw_weight_layers', 'keeps_nchw_weight', 'is_mended', 'mend_model', 'unmend_model', 'mended_layers']
+__all__ = ['mends', 'nchw_weight_layers', 'device_losses', 'targets', 'lost_on', 'faster_on', 'device_mends', 'keeps_nchw_weight',
+           'is_mended', 'unmend_model', 'mend_model', 'mended_layers', 'mended_on', 'mend_setting']
 
 # %% ../nbs/00a_mend.ipynb #f0cad04c
 def _cl(x) -> bool: return isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
@@ -49,11 +51,31 @@ def _cross_stage(self, x):
     xb = self.conv_transition_b(self.blocks(xb)).contiguous(memory_format=fmt)
     return self.conv_transition(torch.cat([xs, xb], dim=1))
 
+def _mobilevit_block(self, x):
+    "timm's `MobileVitBlock.forward` with its unfold and fold in NHWC order: the same patches, channels-last kept"
+    if not _cl(x): return _original(self).forward(self, x)
+    shortcut = x
+    x = self.conv_1x1(self.conv_kxk(x))
+    (ph,pw),(B,C,H,W) = self.patch_size,x.shape
+    new_h,new_w = math.ceil(H / ph) * ph,math.ceil(W / pw) * pw
+    nh,nw = new_h // ph,new_w // pw
+    interpolate = new_h != H or new_w != W
+    if interpolate: x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False)
+    # token [b*P + i*pw + j, n*nw + m, c] = x[b, c, n*ph + i, m*pw + j], as timm's unfold makes it
+    x = x.permute(0, 2, 3, 1).reshape(B, nh, ph, nw, pw, C).permute(0, 2, 4, 1, 3, 5).reshape(B * ph * pw, nh * nw, C)
+    x = self.norm(self.transformer(x))
+    x = x.reshape(B, ph, pw, nh, nw, C).permute(0, 3, 1, 4, 2, 5).reshape(B, new_h, new_w, C).permute(0, 3, 1, 2)
+    if interpolate: x = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)
+    x = self.conv_proj(x)
+    if self.conv_fusion is not None: x = self.conv_fusion(torch.cat((shortcut, x), dim=1))
+    return x
+
 # %% ../nbs/00a_mend.ipynb #a4ff07f0
 mends = {  # (module, class) -> (format-keeping forward, sha1 of the timm forward it replaces, first 12 hex digits)
     ('timm.layers.space_to_depth', 'SpaceToDepth'): (_space_to_depth, 'f14b20a1be53'),
     ('timm.layers.split_attn', 'SplitAttn'): (_split_attn, 'bc8e44e4de5e'),
     ('timm.models.cspnet', 'CrossStage'): (_cross_stage, 'bf9a9ef821cd'),
+    ('timm.models.mobilevit', 'MobileVitBlock'): (_mobilevit_block, '01430f2e6105'),
 }
 nchw_weight_layers = {('timm.layers.std_conv', n) for n in ('StdConv2d', 'StdConv2dSame', 'ScaledStdConv2d', 'ScaledStdConv2dSame')}
 
@@ -64,25 +86,147 @@ def keeps_nchw_weight(m:nn.Module) -> bool:
     "True for a layer whose weight `model_to_channels_last` keeps NCHW when mending: the weight-standardised convolutions"
     return _key(type(m)) in nchw_weight_layers
 
+# %% ../nbs/00a_mend.ipynb #0d5088c9
+_h100 = 'an H100, torch 2.11.0 (benchmarks/gpu/h100-2.md)'
+_no_gpu_yet = 'not measured on a GPU yet (benchmarks/gpu_report.py --parts mends)'
+device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-last input on some devices, and their mends
+    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted)',
+         seen=f'NCHW output on {_h100}; the CPU kernel keeps it (torch 2.14)', mend='GroupNorm, GroupNorm1',
+         faster_on=(), speed=_no_gpu_yet),
+    dict(op='aten::instance_norm', lost_on=('cpu', 'cuda'), evidence='batch_norm over a contiguous (1, N*C, H, W) view',
+         seen=f'NCHW output on {_h100} and on CPUs (torch 2.14)', mend='InstanceNorm2d',
+         faster_on=(), speed='cpu: slower, 0.74x at 64px and 0.62x at 128px (AMD EPYC, torch 2.14.1); ' + _no_gpu_yet),
+    dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
+         seen=f'NCHW output on {_h100}', mend='ReflectionPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
+    dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}',
+         mend='ReplicationPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
+    dict(op='aten::pixel_shuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}',
+         mend='PixelShuffle', faster_on=(), speed=_no_gpu_yet),
+    dict(op='aten::pixel_unshuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}',
+         mend='PixelUnshuffle', faster_on=(), speed=_no_gpu_yet),
+])  # MPS: no row has evidence for it yet
+targets = ('cpu', 'cuda', 'mps')  # the devices the table and `check` know
+# read by the mended layers at every call (a dict lookup, not a DataFrame's)
+lost_on,faster_on = (dict(zip(device_losses.op, device_losses[c])) for c in ('lost_on', 'faster_on'))
+
+# %% ../nbs/00a_mend.ipynb #24125e6a
+def _nhwc_here(self, x, op:str) -> bool:
+    "Whether mended layer `self` runs its NHWC version on `x`: channels-last, on a device whose `op` kernel loses the format, measured faster there (or `mend='all'`)"
+    d = x.device.type if _cl(x) else None
+    return d in lost_on.get(op, ()) and (d in faster_on.get(op, ()) or getattr(self, '_mend_unmeasured', False))
+
+def _norm_nhwc(x, groups:int, weight, bias, eps:float):
+    "Group normalisation of channels-last `x`: statistics over a grouped view, then one scale and shift that keep the format"
+    N,C = x.shape[:2]
+    xf = x.float()  # statistics in fp32, as the native kernels take them (and autocast runs these norms in fp32)
+    var,mean = torch.var_mean(xf.unflatten(1, (groups, C // groups)), dim=(2, 3, 4), correction=0, keepdim=True)
+    per_channel = lambda t: t.expand(N, groups, C // groups, 1, 1).reshape(N, C, 1, 1)
+    a = per_channel((var + eps).rsqrt())
+    if weight is not None: a = a * weight.view(1, C, 1, 1)
+    b = -per_channel(mean) * a
+    if bias is not None: b = b + bias.view(1, C, 1, 1)
+    y = xf * a + b
+    return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
+
+def _group_norm(self, x):
+    "`GroupNorm` normalised in NHWC where the device's kernel returns NCHW"
+    if getattr(self, '_fast_norm', False) or not _nhwc_here(self, x, 'aten::native_group_norm'): return _original(self).forward(self, x)
+    return _norm_nhwc(x, self.num_groups, self.weight, self.bias, self.eps)
+
+def _instance_norm(self, x):
+    "`InstanceNorm2d` normalised in NHWC where the device's kernel returns NCHW (not with running statistics)"
+    if self.track_running_stats or x.ndim != 4 or x.shape[1] != self.num_features or not _nhwc_here(self, x, 'aten::instance_norm'):
+        return _original(self).forward(self, x)
+    return _norm_nhwc(x, self.num_features, self.weight, self.bias, self.eps)
+
+_pad_ops = {'reflect': 'aten::reflection_pad2d', 'replicate': 'aten::replication_pad2d'}
+
+def _pad_index(n:int, lo:int, hi:int, mode:str, device) -> torch.Tensor:
+    "Source index of each of the `lo + n + hi` padded positions along one dimension"
+    i = torch.arange(-lo, n + hi, device=device)
+    return n - 1 - (n - 1 - i.abs()).abs() if mode == 'reflect' else i.clamp(0, n - 1)
+
+def _pad(self, x, pad, mode:str):
+    "`F.pad(x, pad, mode)`, as one gather that keeps channels-last where the device's reflect or replicate kernel returns NCHW"
+    pad,(H,W) = tuple(pad),x.shape[-2:]
+    fits = len(pad) == 4 and min(pad) >= 0 and (mode != 'reflect' or (max(pad[:2]) < W and max(pad[2:]) < H))
+    if mode not in _pad_ops or not fits or not _nhwc_here(self, x, _pad_ops[mode]): return F.pad(x, pad, mode=mode)
+    l,r,t,b = pad
+    ih,iw = _pad_index(H, t, b, mode, x.device),_pad_index(W, l, r, mode, x.device)
+    return x.permute(0, 2, 3, 1)[:, ih[:, None], iw[None, :]].permute(0, 3, 1, 2)
+
+def _reflection_pad(self, x):
+    "`ReflectionPad2d` as one gather that keeps channels-last where the device's kernel returns NCHW"
+    return _pad(self, x, self.padding, 'reflect')
+
+def _replication_pad(self, x):
+    "`ReplicationPad2d` as one gather that keeps channels-last where the device's kernel returns NCHW"
+    return _pad(self, x, self.padding, 'replicate')
+
+def _blur_pool(self, x):
+    "timm's `BlurPool2d.forward`, its padding one gather that keeps channels-last where the device's kernel returns NCHW"
+    x = _pad(self, x, self.padding, self.pad_mode)
+    channels = x.shape[1] if self.channels is None else self.channels
+    weight = self.filt.expand(channels, 1, self.filt_size, self.filt_size) if self.channels is None else self.filt
+    return F.conv2d(x, weight, stride=self.stride, groups=channels)
+
+def _pixel_shuffle(self, x):
+    "`PixelShuffle` as a reshape in NHWC order where the device's kernel returns NCHW"
+    r = self.upscale_factor
+    if not _nhwc_here(self, x, 'aten::pixel_shuffle') or x.shape[1] % (r * r): return _original(self).forward(self, x)
+    N,C,H,W = x.shape
+    y = x.permute(0, 2, 3, 1).reshape(N, H, W, C // (r * r), r, r).permute(0, 1, 4, 2, 5, 3)  # N, H, i, W, j, c
+    return y.reshape(N, H * r, W * r, C // (r * r)).permute(0, 3, 1, 2)
+
+def _pixel_unshuffle(self, x):
+    "`PixelUnshuffle` as a reshape in NHWC order where the device's kernel returns NCHW"
+    r = self.downscale_factor
+    if not _nhwc_here(self, x, 'aten::pixel_unshuffle') or x.shape[2] % r or x.shape[3] % r: return _original(self).forward(self, x)
+    N,C,H,W = x.shape
+    y = x.permute(0, 2, 3, 1).reshape(N, H // r, r, W // r, r, C).permute(0, 1, 3, 5, 2, 4)  # N, H/r, W/r, c, i, j
+    return y.reshape(N, H // r, W // r, C * r * r).permute(0, 3, 1, 2)
+
+device_mends = {  # (module, class) -> (forward, sha1 of the forward it replaces or None for torch's own, the op it stands in for)
+    ('torch.nn.modules.normalization', 'GroupNorm'): (_group_norm, None, 'aten::native_group_norm'),
+    ('timm.layers.norm', 'GroupNorm'): (_group_norm, '69784049d551', 'aten::native_group_norm'),
+    ('timm.layers.norm', 'GroupNorm1'): (_group_norm, '948d53477d16', 'aten::native_group_norm'),
+    ('torch.nn.modules.instancenorm', 'InstanceNorm2d'): (_instance_norm, None, 'aten::instance_norm'),
+    ('torch.nn.modules.padding', 'ReflectionPad2d'): (_reflection_pad, None, 'aten::reflection_pad2d'),
+    ('torch.nn.modules.padding', 'ReplicationPad2d'): (_replication_pad, None, 'aten::replication_pad2d'),
+    ('timm.layers.blur_pool', 'BlurPool2d'): (_blur_pool, '47b5211fa85b', 'aten::reflection_pad2d'),
+    ('torch.nn.modules.pixelshuffle', 'PixelShuffle'): (_pixel_shuffle, None, 'aten::pixel_shuffle'),
+    ('torch.nn.modules.pixelshuffle', 'PixelUnshuffle'): (_pixel_unshuffle, None, 'aten::pixel_unshuffle'),
+}
+
 # %% ../nbs/00a_mend.ipynb #b5589d5e
 _made = {}
 
-def _mended_class(cls):
-    "The mended subclass of `cls`, or None where `cls` is not in `mends` or its `forward` is not the one the mend knows"
+def _spec(cls):
+    "(forward, source hash, op) of the mend that knows `cls` (op None for a mend of the layer's own code), or None"
     k = _key(cls)
-    if k not in mends: return None
+    return (*mends[k], None) if k in mends else device_mends.get(k)
+
+def _mended_name(key:tuple) -> str:
+    # torch's and timm's GroupNorm share a name: their package tells the mended classes apart
+    twins = [k for k in (*mends, *device_mends) if k[1] == key[1]]
+    return f"{key[0].split('.')[0].title() if len(twins) > 1 else ''}{key[1]}Mended"
+
+def _mended_class(cls):
+    "The mended subclass of `cls`, or None where no mend knows `cls` or its `forward` is not the one the mend knows"
+    s = _spec(cls)
+    if s is None: return None
     if cls not in _made:
-        forward,sha = mends[k]
-        ok = _source_sha(cls.forward) == sha
-        _made[cls] = type(f'{cls.__name__}Mended', (cls,), dict(forward=forward, __module__=__name__, __doc__=forward.__doc__)) if ok else None
+        forward,sha,_ = s
+        ok = sha is None or _source_sha(cls.forward) == sha
+        _made[cls] = type(_mended_name(_key(cls)), (cls,), dict(forward=forward, __module__=__name__, __doc__=forward.__doc__)) if ok else None
     return _made[cls]
 
 def __getattr__(name:str):
     "`SpaceToDepthMended` and the other mended classes, made on first use (for unpickling in a new process)"
     import importlib
-    for (mod,cls_name) in mends:
-        if name == f'{cls_name}Mended':
-            c = _mended_class(getattr(importlib.import_module(mod), cls_name))
+    for k in (*mends, *device_mends):
+        if name == _mended_name(k):
+            c = _mended_class(getattr(importlib.import_module(k[0]), k[1]))
             if c is not None: return c
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -90,20 +234,38 @@ def is_mended(m:nn.Module) -> bool:
     "True if `m` runs a mended `forward`"
     return type(m) in _made.values()
 
-def mend_model(model:nn.Module) -> list:
-    "Swap every layer of `model` that a mend knows for its format-keeping version, in place; the names of those swapped"
-    done = []
-    for n,m in model.named_modules():
-        c = None if is_mended(m) else _mended_class(type(m))
-        if c is not None: m.__class__ = c; done.append(n)
-    return done
-
 def unmend_model(model:nn.Module) -> nn.Module:
-    "Put every mended layer of `model` back to timm's class, in place"
+    "Put every mended layer of `model` back to its own class, in place"
     for m in model.modules():
-        if is_mended(m): m.__class__ = _original(m)
+        if is_mended(m): m.__class__ = _original(m); m.__dict__.pop('_mend_unmeasured', None)
     return model
+
+def mend_model(model:nn.Module,
+    unmeasured:bool=False, # Also the mends for one device's kernels not measured faster there (`faster_on`)
+) -> list:
+    "Swap every layer of `model` that a mend knows for its format-keeping version, in place; the names of the layers mended"
+    done = []
+    for n,m in unmend_model(model).named_modules():
+        c,s = _mended_class(type(m)),_spec(type(m))
+        if c is None or not (s[2] is None or unmeasured or faster_on[s[2]]): continue
+        m.__class__ = c
+        if s[2] is not None: m._mend_unmeasured = unmeasured  # read at every call: where to run the NHWC version
+        done.append(n)
+    return done
 
 def mended_layers(model:nn.Module) -> list:
     "Names of the layers of `model` that run a mended `forward`"
     return [n for n,m in model.named_modules() if is_mended(m)]
+
+def mended_on(m:nn.Module) -> tuple:
+    "Devices where `m` runs its mended version: all for a mend of its own code; for one of a kernel's, those that lose the format and were measured faster (all of them with `mend='all'`)"
+    if not is_mended(m): return ()
+    op = _spec(_original(m))[2]
+    if op is None: return targets
+    return tuple(d for d in lost_on[op] if d in faster_on[op] or m._mend_unmeasured)
+
+def mend_setting(model:nn.Module):
+    "The `mend` that mends `model` as it is now: 'all', True or False (`contiguous_model` puts it back with it)"
+    if any(getattr(m, '_mend_unmeasured', False) for m in model.modules()): return 'all'
+    # the weight-standardised convs swap no class: a 3x3 weight kept NCHW in a channels-last model says they were mended
+    return any(is_mended(m) or (keeps_nchw_weight(m) and m.weight.shape[-1] > 1 and not _cl(m.weight)) for m in model.modules())

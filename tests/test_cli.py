@@ -24,6 +24,14 @@ def test_check_names_thrash_point():
     res = run('check', 'tresnet_m', '--size', '64')
     assert res.returncode == 0 and res.stdout.startswith('tresnet_m: OK') and 'mended: SpaceToDepth x1' in res.stdout, res.stdout
 
+def test_check_target_cuda_mend_all():
+    "On a CPU, for CUDA: resnetblur50's BlurPool pads in a kernel CUDA runs in NCHW; --mend-all swaps in its NHWC version"
+    res = run('check', 'resnetblur50', '--size', '32', '--target', 'cuda')
+    assert res.returncode == 0 and 'THRASHES on cuda' in res.stdout and 'reflection_pad2d returns NCHW on cuda' in res.stdout, res.stdout
+    res = run('check', 'resnetblur50', '--size', '32', '--target', 'cuda', '--mend-all')
+    assert res.returncode == 0 and res.stdout.startswith('resnetblur50: OK: channels-last end to end on cpu, and on cuda'), res.stdout
+    assert 'mended: BlurPool2d x4 (on cuda)' in res.stdout, res.stdout
+
 def test_check_names_guarded_layer():
     "repvgg_a2's stem branch would crash PyTorch's CPU backward in channels-last: the check runs it guarded, and says so"
     res = run('check', 'repvgg_a2', '--size', '96')
@@ -122,6 +130,7 @@ def test_bad_input_one_line_exit_2(tmp_path):
                                                          "batch 2 needs about"),
              (['bench', '--size', '100000'], "channelslast bench: --size 100000 is too large for cpu here: resnet10t at batch 64"),
              (['bench', '--data', str(tmp_path/'split')], "1 of 13 image files can't be opened as images (valid/b/bad.jpg); remove them"),
+             (['check', 'resnet18', '--no-mend', '--mend-all'], "channelslast check: --no-mend and --mend-all contradict each other: give one"),
              (['bench', '--data', str(tmp_path/'flat')], "found 3 image file(s) in 0 class folder(s); bench reads train/ and valid/, "
                                                          "each with one subfolder of images per class")]
     for args, msg in cases:

@@ -38,6 +38,10 @@ def test_quick_report_figures(quick):
         inf = {r['config']: r for r in s['Inference throughput'][model]['rows']}
         assert inf['NCHW fp32']['top1 agree'] == 1 and inf['CL fp16 (ours)']['img/s'] > 0 and 'auto (ours)' not in inf
     assert all(r['GFLOP_per_img'] > 0 and r['TFLOPs'] > 0 for r in s['Utilisation']['rows'])
+    mends = s['Mends']['rows']  # on a CPU: the one case whose op the CPU's kernel loses, InstanceNorm
+    assert [r['case'] for r in mends] == ['InstanceNorm2d'] and mends[0]['native img/s'] > 0 and mends[0]['mended img/s'] > 0, mends
+    m = mends[0]
+    assert m['faster'] == (m['mended / native'] >= 1.05 and m['mended min'] > m['native img/s']) and m['mended min'] <= m['mended img/s']
     assert all(r['picked'] != 'None' and r['auto_vs_best'] > 0 for r in s['Auto']['rows'])  # the trial ended in the warm-up
     thrash = {r['model']: r for r in s['Thrash']['rows']}
     # mended, TResNet's SpaceToDepth keeps the format on the CPU; the kernel table says CUDA loses it at BlurPool's reflect pad
