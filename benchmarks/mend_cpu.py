@@ -1,10 +1,10 @@
 """CPU training speed of the models that mending changes: channels-last unmended against mended, side by side.
 
 For each model that thrashes on a CPU as it is (the survey's nfnet_l0, dm_nfnet_f0, tresnet_m, resnest14d and
-cspdarknet53), `benchmark` times real fastai training steps of three configs in turns, round by round, on the same
+cspdarknet53, and mobilevit_xxs), `benchmark` times real fastai training steps of three configs in turns, round by round, on the same
 batches: NCHW (float32), `to_channelslast(mend=False)` and `to_channelslast()` (mended), both channels-last configs in
 the CPU's default precision. It prints the median img/s (min and max beside it) and the ratio mended / unmended per
-round's median. Run: `python benchmarks/mend_cpu.py --md` (about 4 minutes on 2 cores)."""
+round's median. Run: `python benchmarks/mend_cpu.py --md` (about 5 minutes on 2 cores)."""
 import warnings
 import pandas as pd, timm, torch
 from fastcore.script import call_parse
@@ -13,7 +13,7 @@ from channelslast.all import *
 CONFIGS = {'NCHW fp32': lambda l: l,
            'CL unmended': lambda l: l.to_channelslast(mend=False),
            'CL mended': lambda l: l.to_channelslast()}
-MODELS = ['nfnet_l0', 'dm_nfnet_f0', 'tresnet_m', 'resnest14d', 'cspdarknet53']
+MODELS = ['nfnet_l0', 'dm_nfnet_f0', 'tresnet_m', 'resnest14d', 'cspdarknet53', 'mobilevit_xxs']
 
 @call_parse
 def main(models:str=','.join(MODELS), size:int=64, bs:int=16, steps:int=4, repeats:int=5, md:bool=False):

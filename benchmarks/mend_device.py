@@ -55,5 +55,5 @@ def main(device:str='cpu', cases:str=None, size:int=64, bs:int=16, steps:int=4, 
           f"{torch.get_num_threads()} threads\n{dev.type}: {where}\n")
     dls = synthetic_dls(size=size, bs=bs, n=5*bs*steps, device=dev)
     out = pd.DataFrame([measure(c, dls, steps, repeats) for c in names])
-    print(out.to_markdown(index=False, floatfmt='.2f') if md else out.round(2).to_string(index=False))
+    print('\n' + (out.to_markdown(index=False, floatfmt='.2f') if md else out.round(2).to_string(index=False)))  # after the progress bars
     return out

@@ -169,6 +169,7 @@ class ThrashReport:
             lines.append(f"on {self.target}, by the kernel table (not run there): " + (f"also lost at {pts(nt)}" if nt else 'no more points'))
         lines += [f"  {r.module} ({self.types.get(r.module, '?')}): {r.op} returns NCHW on {self.target} ({r.evidence}; seen: {r.seen})"
                   for r in self.target_points.itertuples()]
+        if nt: lines.append(f"  mend='all' (check --mend-all) runs NHWC versions of these layers there instead (see `device_losses`)")
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
             lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]

@@ -95,7 +95,7 @@ device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-l
          faster_on=(), speed=_no_gpu_yet),
     dict(op='aten::instance_norm', lost_on=('cpu', 'cuda'), evidence='batch_norm over a contiguous (1, N*C, H, W) view',
          seen=f'NCHW output on {_h100} and on CPUs (torch 2.14)', mend='InstanceNorm2d',
-         faster_on=(), speed='cpu: slower, 0.74x at 64px and 0.62x at 128px (AMD EPYC, torch 2.14.1); ' + _no_gpu_yet),
+         faster_on=(), speed='cpu: slower, 0.68x at 64px, 0.65x at 128px (AMD EPYC, bf16, torch 2.14.1); ' + _no_gpu_yet),
     dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
          seen=f'NCHW output on {_h100}', mend='ReflectionPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
     dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}',
