@@ -20,6 +20,7 @@ from torch.autograd.profiler_util import FunctionEvent
 from fastcore.basics import store_attr, patch
 from fastai.learner import Learner
 from .core import *
+from .kernels import *
 from .mend import *
 from .core import _guard_range, _guard_why, _remove_guard
 from .mend import _original

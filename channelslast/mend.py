@@ -10,13 +10,14 @@ import hashlib, inspect, math, sys, textwrap
 import pandas as pd, torch
 import torch.nn.functional as F
 from torch import nn
+from .kernels import *
+from .kernels import _cl
 
 # %% auto #0
-__all__ = ['mends', 'nchw_weight_layers', 'device_losses', 'targets', 'lost_on', 'faster_on', 'device_mends', 'keeps_nchw_weight',
-           'is_mended', 'unmend_model', 'mend_model', 'mended_layers', 'mended_on', 'mend_setting']
+__all__ = ['mends', 'nchw_weight_layers', 'device_mends', 'keeps_nchw_weight', 'is_mended', 'unmend_model', 'mend_model',
+           'mended_layers', 'mended_on', 'mend_setting']
 
 # %% ../nbs/00a_mend.ipynb #f0cad04c
-def _cl(x) -> bool: return isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
 def _fmt(x): return torch.channels_last if _cl(x) else torch.contiguous_format
 def _original(self): return type(self).__bases__[0]
 
@@ -86,74 +87,31 @@ def keeps_nchw_weight(m:nn.Module) -> bool:
     "True for a layer whose weight `model_to_channels_last` keeps NCHW when mending: the weight-standardised convolutions"
     return _key(type(m)) in nchw_weight_layers
 
-# %% ../nbs/00a_mend.ipynb #0d5088c9
-_h100 = 'an H100, torch 2.11.0 (benchmarks/gpu/h100-2.md)'
-_no_gpu_yet = 'not measured on a GPU yet (benchmarks/gpu_report.py --parts mends)'
-device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-last input on some devices, and their mends
-    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted)',
-         seen=f'NCHW output on {_h100}; the CPU kernel keeps it (torch 2.14)', mend='GroupNorm, GroupNorm1',
-         faster_on=(), speed=_no_gpu_yet),
-    dict(op='aten::instance_norm', lost_on=('cpu', 'cuda'), evidence='batch_norm over a contiguous (1, N*C, H, W) view',
-         seen=f'NCHW output on {_h100} and on CPUs (torch 2.14)', mend='InstanceNorm2d',
-         faster_on=(), speed='cpu: slower, 0.68x at 64px, 0.65x at 128px (AMD EPYC, bf16, torch 2.14.1); ' + _no_gpu_yet),
-    dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
-         seen=f'NCHW output on {_h100}', mend='ReflectionPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
-    dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}',
-         mend='ReplicationPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
-    dict(op='aten::pixel_shuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}',
-         mend='PixelShuffle', faster_on=(), speed=_no_gpu_yet),
-    dict(op='aten::pixel_unshuffle', lost_on=('cuda',), evidence='pytorch #90708 (open)', seen=f'NCHW output on {_h100}',
-         mend='PixelUnshuffle', faster_on=(), speed=_no_gpu_yet),
-])  # MPS: no row has evidence for it yet
-targets = ('cpu', 'cuda', 'mps')  # the devices the table and `check` know
-# read by the mended layers at every call (a dict lookup, not a DataFrame's)
-lost_on,faster_on = (dict(zip(device_losses.op, device_losses[c])) for c in ('lost_on', 'faster_on'))
-
 # %% ../nbs/00a_mend.ipynb #24125e6a
 def _nhwc_here(self, x, op:str) -> bool:
     "Whether mended layer `self` runs its NHWC version on `x`: channels-last, on a device whose `op` kernel loses the format, measured faster there (or `mend='all'`)"
     d = x.device.type if _cl(x) else None
     return d in lost_on.get(op, ()) and (d in faster_on.get(op, ()) or getattr(self, '_mend_unmeasured', False))
 
-def _norm_nhwc(x, groups:int, weight, bias, eps:float):
-    "Group normalisation of channels-last `x`: statistics over a grouped view, then one scale and shift that keep the format"
-    N,C = x.shape[:2]
-    xf = x.float()  # statistics in fp32, as the native kernels take them (and autocast runs these norms in fp32)
-    var,mean = torch.var_mean(xf.unflatten(1, (groups, C // groups)), dim=(2, 3, 4), correction=0, keepdim=True)
-    per_channel = lambda t: t.expand(N, groups, C // groups, 1, 1).reshape(N, C, 1, 1)
-    a = per_channel((var + eps).rsqrt())
-    if weight is not None: a = a * weight.view(1, C, 1, 1)
-    b = -per_channel(mean) * a
-    if bias is not None: b = b + bias.view(1, C, 1, 1)
-    y = xf * a + b
-    return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
-
 def _group_norm(self, x):
     "`GroupNorm` normalised in NHWC where the device's kernel returns NCHW"
     if getattr(self, '_fast_norm', False) or not _nhwc_here(self, x, 'aten::native_group_norm'): return _original(self).forward(self, x)
-    return _norm_nhwc(x, self.num_groups, self.weight, self.bias, self.eps)
+    return group_norm_nhwc(x, self.num_groups, self.weight, self.bias, self.eps)
 
 def _instance_norm(self, x):
     "`InstanceNorm2d` normalised in NHWC where the device's kernel returns NCHW (not with running statistics)"
     if self.track_running_stats or x.ndim != 4 or x.shape[1] != self.num_features or not _nhwc_here(self, x, 'aten::instance_norm'):
         return _original(self).forward(self, x)
-    return _norm_nhwc(x, self.num_features, self.weight, self.bias, self.eps)
+    return group_norm_nhwc(x, self.num_features, self.weight, self.bias, self.eps)
 
 _pad_ops = {'reflect': 'aten::reflection_pad2d', 'replicate': 'aten::replication_pad2d'}
-
-def _pad_index(n:int, lo:int, hi:int, mode:str, device) -> torch.Tensor:
-    "Source index of each of the `lo + n + hi` padded positions along one dimension"
-    i = torch.arange(-lo, n + hi, device=device)
-    return n - 1 - (n - 1 - i.abs()).abs() if mode == 'reflect' else i.clamp(0, n - 1)
 
 def _pad(self, x, pad, mode:str):
     "`F.pad(x, pad, mode)`, as one gather that keeps channels-last where the device's reflect or replicate kernel returns NCHW"
     pad,(H,W) = tuple(pad),x.shape[-2:]
     fits = len(pad) == 4 and min(pad) >= 0 and (mode != 'reflect' or (max(pad[:2]) < W and max(pad[2:]) < H))
     if mode not in _pad_ops or not fits or not _nhwc_here(self, x, _pad_ops[mode]): return F.pad(x, pad, mode=mode)
-    l,r,t,b = pad
-    ih,iw = _pad_index(H, t, b, mode, x.device),_pad_index(W, l, r, mode, x.device)
-    return x.permute(0, 2, 3, 1)[:, ih[:, None], iw[None, :]].permute(0, 3, 1, 2)
+    return pad_nhwc(x, pad, mode)
 
 def _reflection_pad(self, x):
     "`ReflectionPad2d` as one gather that keeps channels-last where the device's kernel returns NCHW"
@@ -174,17 +132,13 @@ def _pixel_shuffle(self, x):
     "`PixelShuffle` as a reshape in NHWC order where the device's kernel returns NCHW"
     r = self.upscale_factor
     if not _nhwc_here(self, x, 'aten::pixel_shuffle') or x.shape[1] % (r * r): return _original(self).forward(self, x)
-    N,C,H,W = x.shape
-    y = x.permute(0, 2, 3, 1).reshape(N, H, W, C // (r * r), r, r).permute(0, 1, 4, 2, 5, 3)  # N, H, i, W, j, c
-    return y.reshape(N, H * r, W * r, C // (r * r)).permute(0, 3, 1, 2)
+    return pixel_shuffle_nhwc(x, r)
 
 def _pixel_unshuffle(self, x):
     "`PixelUnshuffle` as a reshape in NHWC order where the device's kernel returns NCHW"
     r = self.downscale_factor
     if not _nhwc_here(self, x, 'aten::pixel_unshuffle') or x.shape[2] % r or x.shape[3] % r: return _original(self).forward(self, x)
-    N,C,H,W = x.shape
-    y = x.permute(0, 2, 3, 1).reshape(N, H // r, r, W // r, r, C).permute(0, 1, 3, 5, 2, 4)  # N, H/r, W/r, c, i, j
-    return y.reshape(N, H // r, W // r, C * r * r).permute(0, 3, 1, 2)
+    return pixel_unshuffle_nhwc(x, r)
 
 device_mends = {  # (module, class) -> (forward, sha1 of the forward it replaces or None for torch's own, the op it stands in for)
     ('torch.nn.modules.normalization', 'GroupNorm'): (_group_norm, None, 'aten::native_group_norm'),
