@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys, warnings
 # fastai's layers call the deprecated torch.jit.script at import: noise in front of a command's output
 warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
-import contextlib, io, json
+import contextlib, io, json, os
 from pathlib import Path
 from fastcore.script import call_parse, parse_cli, CliError
 from .amp import check_amp_mode, cpu_description
@@ -236,6 +236,8 @@ def main():
     except SystemExit as e:  # argparse: keep its one error line, not the usage block above it
         if e.code: print(err.getvalue().strip().splitlines()[-1], file=sys.stderr)
         return 2 if e.code else 0
-    try: cmd(*pargs, **kwargs)
+    try: cmd(*pargs, **kwargs); sys.stdout.flush()
     except CliError as e: print(e, file=sys.stderr); return 2
+    except BrokenPipeError:  # `channelslast check ... | head`: the reader left; no traceback (Python's docs' recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 1
     return 0

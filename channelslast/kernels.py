@@ -16,7 +16,7 @@ __all__ = ['device_losses', 'targets', 'lost_on', 'faster_on', 'group_norm_nhwc'
 _h100 = 'an H100, torch 2.11.0 (benchmarks/gpu/h100-2.md)'
 _no_gpu_yet = 'not measured on a GPU yet (benchmarks/gpu_report.py --parts mends)'
 device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-last input on some devices, and their mends
-    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted)',
+    dict(op='aten::native_group_norm', lost_on=('cuda',), evidence='pytorch #111824 (open; a fix was reverted; an NHWC kernel, PR #191945, merged on main 2026-08, so a release after torch 2.15 may keep it)',
          seen=f'NCHW output on {_h100}; the CPU kernel keeps it (torch 2.14)', mend='GroupNorm, GroupNorm1',
          faster_on=(), speed=_no_gpu_yet),
     dict(op='aten::instance_norm', lost_on=('cpu', 'cuda'), evidence='batch_norm over a contiguous (1, N*C, H, W) view',

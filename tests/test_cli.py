@@ -57,6 +57,13 @@ def test_bad_device_and_arguments():
     res = run('check', 'resnet10t', '--bs', 'x')
     assert res.returncode == 2 and "argument --bs: invalid int value: 'x'" in res.stderr
 
+def test_closed_pipe_no_traceback():
+    "`channelslast check ... | head`: the reader gone before the report is written; a quiet exit, no traceback"
+    p = subprocess.Popen([exe, 'check', 'tresnet_m', '--size', '64', '--no-mend'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # as `head` does once it has its lines
+    err = p.stderr.read(); p.wait(timeout=300)
+    assert 'Traceback' not in err and 'BrokenPipeError' not in err and p.returncode == 1, (p.returncode, err[-2000:])
+
 def test_commands():
     res = run('chek', 'resnet10t')
     assert res.returncode == 2 and "unknown command 'chek'; valid: bench, check" in res.stderr
