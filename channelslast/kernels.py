@@ -7,6 +7,7 @@ Docs: https://channelslast.github.io/channelslast/kernels.html.md"""
 # %% ../nbs/00a_kernels.ipynb #0f331744
 from __future__ import annotations
 import pandas as pd, torch
+from torch.autograd.function import once_differentiable
 
 # %% auto #0
 __all__ = ['device_losses', 'targets', 'lost_on', 'faster_on', 'group_norm_nhwc', 'pad_nhwc', 'pixel_shuffle_nhwc',
@@ -21,7 +22,7 @@ device_losses = pd.DataFrame([  # ops whose kernels return NCHW for a channels-l
          faster_on=(), speed=_no_gpu_yet),
     dict(op='aten::instance_norm', lost_on=('cpu', 'cuda'), evidence='batch_norm over a contiguous (1, N*C, H, W) view',
          seen=f'NCHW output on {_h100} and on CPUs (torch 2.14)', mend='InstanceNorm2d',
-         faster_on=(), speed='cpu: slower, 0.68x at 64px, 0.65x at 128px (AMD EPYC, bf16, torch 2.14.1); ' + _no_gpu_yet),
+         faster_on=(), speed='cpu: slower, 0.82x at 64px, 0.94x at 128px, 0.57x at 224px (AMD EPYC, bf16, torch 2.14.1); ' + _no_gpu_yet),
     dict(op='aten::reflection_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open); CPU fixed by PR #102518',
          seen=f'NCHW output on {_h100}', mend='ReflectionPad2d, BlurPool2d', faster_on=(), speed=_no_gpu_yet),
     dict(op='aten::replication_pad2d', lost_on=('cuda',), evidence='pytorch #96738 (open)', seen=f'NCHW output on {_h100}',
@@ -38,17 +39,47 @@ lost_on,faster_on = (dict(zip(device_losses.op, device_losses[c])) for c in ('lo
 # %% ../nbs/00a_kernels.ipynb #db0bde37
 def _cl(x) -> bool: return isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
+def _per_channel(t:torch.Tensor, C:int) -> torch.Tensor:
+    "A per-group `(N, G, 1, 1, 1)` tensor as per-channel `(N, C, 1, 1)`"
+    N,G = t.shape[:2]
+    return t.expand(N, G, C // G, 1, 1).reshape(N, C, 1, 1)
+
+class _GroupNormNHWC(torch.autograd.Function):
+    "Group norm in fp32 whose forward and backward are each a reduction and a scale-and-shift over `x` in its own layout"
+    @staticmethod
+    def forward(ctx, x, groups:int, weight, bias, eps:float):
+        N,C = x.shape[:2]
+        xf = x.float()  # statistics in fp32, as the native kernels take them
+        # over an NHWC view: one pass over contiguous memory for a channels-last `x`
+        var,mean = torch.var_mean(xf.permute(0, 2, 3, 1).reshape(N, -1, groups, C // groups), dim=(1, 3), correction=0)
+        mean,rstd = mean.view(N, groups, 1, 1, 1),(var.view(N, groups, 1, 1, 1) + eps).rsqrt()
+        a = _per_channel(rstd, C) * (weight.float().view(1, C, 1, 1) if weight is not None else 1)
+        b = -_per_channel(mean, C) * a + (bias.float().view(1, C, 1, 1) if bias is not None else 0)
+        ctx.save_for_backward(x, weight, mean, rstd); ctx.groups = groups
+        return torch.addcmul(b, xf, a).contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x,weight,mean,rstd = ctx.saved_tensors
+        (N,C,H,W),G = x.shape,ctx.groups
+        xf,dy = x.float(),dy.float()
+        mu,rs = _per_channel(mean, C),_per_channel(rstd, C)
+        w = weight.float().view(1, C, 1, 1) if weight is not None else torch.ones(1, C, 1, 1, device=x.device)
+        s1 = dy.sum((2, 3), keepdim=True)  # per sample and channel: sum of dy, and of dy * xhat
+        s2 = rs * ((dy * xf).sum((2, 3), keepdim=True) - mu * s1)
+        group_mean = lambda u: u.unflatten(1, (G, C // G)).sum(2, keepdim=True) / (C // G * H * W)
+        m1,m2 = group_mean(w * s1),group_mean(w * s2)  # the group means of dxhat and of dxhat * xhat
+        # dx = rstd * (dxhat - m1 - xhat * m2), written as dy * a + x * e + f with a, e, f per sample and channel
+        e,f = _per_channel(-rstd * rstd * m2, C),_per_channel(rstd * (rstd * mean * m2 - m1), C)
+        dx = torch.addcmul(torch.addcmul(f, dy, rs * w), xf, e).to(x.dtype) if ctx.needs_input_grad[0] else None
+        dw = s2.sum(0).view(C) if ctx.needs_input_grad[2] else None
+        db = s1.sum(0).view(C) if ctx.needs_input_grad[3] else None
+        return dx,None,dw,db,None
+
 def group_norm_nhwc(x:torch.Tensor, groups:int, weight=None, bias=None, eps:float=1e-5) -> torch.Tensor:
-    "`F.group_norm` for 4D `x`, in `x`'s format: statistics over a grouped view, then one scale and shift (fp32 under autocast, as autocast runs group norm)"
-    N,C = x.shape[:2]
-    xf = x.float()  # statistics in fp32, as the native kernels take them
-    var,mean = torch.var_mean(xf.unflatten(1, (groups, C // groups)), dim=(2, 3, 4), correction=0, keepdim=True)
-    per_channel = lambda t: t.expand(N, groups, C // groups, 1, 1).reshape(N, C, 1, 1)
-    a = per_channel((var + eps).rsqrt())
-    if weight is not None: a = a * weight.view(1, C, 1, 1)
-    b = -per_channel(mean) * a
-    if bias is not None: b = b + bias.view(1, C, 1, 1)
-    y = xf * a + b
+    "`F.group_norm` for 4D channels-last `x`, channels-last out: each pass a reduction and a scale-and-shift (fp32 under autocast, as autocast runs group norm)"
+    y = _GroupNormNHWC.apply(x, groups, weight, bias, eps)
     return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
 
 def _pad_index(n:int, lo:int, hi:int, mode:str, device) -> torch.Tensor:
