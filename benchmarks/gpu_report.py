@@ -340,7 +340,7 @@ def op_probes(dev) -> list:
 
 def mends(rep:Report, dev, quick:bool):
     "`benchmarks/mend_device.py` on this device: training img/s of each case native against mended, and the verdict"
-    cases = [k for k,(op,_) in mend_device.CASES.items() if dev.type in lost_on[op]]
+    cases = mend_device.cases_for(dev.type)
     size,bs,steps,repeats = (32, 8, 2, 2) if quick else (224, 64, 8, 5)
     rows = []
     for c in cases[:1] if quick else cases:

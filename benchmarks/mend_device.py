@@ -30,6 +30,10 @@ CASES = {  # name -> (op, model maker)
     'PixelShuffle + PixelUnshuffle': ('aten::pixel_shuffle', lambda: _net(nn.BatchNorm2d, pre=lambda: nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, 3, 1)),
                                                                            post=lambda: nn.Sequential(nn.PixelShuffle(2), nn.Conv2d(16, 64, 1)))),
 }
+def cases_for(device_type:str) -> list:
+    "The cases whose op `device_type`'s kernels lose the format (`lost_on`): the ones a mend can change there"
+    return [k for k,(op,_) in CASES.items() if device_type in lost_on[op]]
+
 CONFIGS = {'CL native': lambda l: l.to_channelslast(), 'CL mended': lambda l: l.to_channelslast(mend='all')}
 
 def measure(case:str, dls, steps:int=4, repeats:int=5) -> dict:
@@ -49,7 +53,7 @@ def measure(case:str, dls, steps:int=4, repeats:int=5) -> dict:
 def main(device:str='cpu', cases:str=None, size:int=64, bs:int=16, steps:int=4, repeats:int=5, md:bool=False):
     warnings.filterwarnings('ignore')
     dev = torch.device(device)
-    names = cases.split(',') if cases else [k for k,(op,_) in CASES.items() if dev.type in lost_on[op]]
+    names = cases.split(',') if cases else cases_for(dev.type)
     where = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_description()
     print(f"{size}px, batch {bs}, {steps} steps a round, {repeats} rounds after a warm-up; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n{dev.type}: {where}\n")

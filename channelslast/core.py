@@ -123,7 +123,7 @@ def model_to_channels_last(model:nn.Module,
     mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
 ) -> nn.Module:
     "Put `model`'s 4D parameters and buffers in `channels_last` and 5D ones in `channels_last_3d`, in place"
-    mend_model(model, unmeasured=check_mend(mend) == 'all') if mend else unmend_model(model)  # `mend=False` leaves a model as timm made it, even one mended before
+    mend_model(model, unmeasured=mend == 'all') if check_mend(mend) else unmend_model(model)  # `mend=False` leaves a model as timm made it, even one mended before
     _convert_tensors(model, True, _nchw_params(model, guard, mend))
     layers = [(n,m) for n,m in model.named_modules() if guard and needs_cpu_guard(m)]
     new = [n for n,m in layers if _add_guard(m)]

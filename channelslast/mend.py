@@ -88,10 +88,13 @@ def keeps_nchw_weight(m:nn.Module) -> bool:
     return _key(type(m)) in nchw_weight_layers
 
 # %% ../nbs/00a_mend.ipynb #24125e6a
+def _nhwc_devices(m:nn.Module, op:str) -> tuple:
+    "Devices where mended layer `m` runs its NHWC version of `op`: those whose kernel loses the format, measured faster there (all of them with `mend='all'`)"
+    return tuple(d for d in lost_on.get(op, ()) if d in faster_on.get(op, ()) or getattr(m, '_mend_unmeasured', False))
+
 def _nhwc_here(self, x, op:str) -> bool:
-    "Whether mended layer `self` runs its NHWC version on `x`: channels-last, on a device whose `op` kernel loses the format, measured faster there (or `mend='all'`)"
-    d = x.device.type if _cl(x) else None
-    return d in lost_on.get(op, ()) and (d in faster_on.get(op, ()) or getattr(self, '_mend_unmeasured', False))
+    "Whether mended layer `self` runs its NHWC version of `op` on `x`: channels-last, on one of `_nhwc_devices`"
+    return _cl(x) and x.device.type in _nhwc_devices(self, op)
 
 def _group_norm(self, x):
     "`GroupNorm` normalised in NHWC where the device's kernel returns NCHW"
@@ -215,8 +218,7 @@ def mended_on(m:nn.Module) -> tuple:
     "Devices where `m` runs its mended version: all for a mend of its own code; for one of a kernel's, those that lose the format and were measured faster (all of them with `mend='all'`)"
     if not is_mended(m): return ()
     op = _spec(_original(m))[2]
-    if op is None: return targets
-    return tuple(d for d in lost_on[op] if d in faster_on[op] or m._mend_unmeasured)
+    return targets if op is None else _nhwc_devices(m, op)
 
 def mend_setting(model:nn.Module):
     "The `mend` that mends `model` as it is now: 'all', True or False (`contiguous_model` puts it back with it)"
