@@ -9,7 +9,7 @@ to `_docs/NAME.html`, plots as images, with a sidebar linking every page. No Qua
 nothing from outside `_docs/`.
 
 Run: `python tools/docs.py` (site and README), `--readme` (README only) or `--site` (site only)."""
-import html, json, os, re, subprocess, sys, time, warnings
+import html, json, os, re, subprocess, sys, tempfile, time, warnings
 import nbformat
 from pathlib import Path
 from fastcore.nbio import dict2nb, nb2dict, read_nb
@@ -167,7 +167,11 @@ def _build_in_subprocess(fn:Path) -> tuple:
     # each of the pages built at once gets its share of the cores: two processes with a thread per core each made
     # the build 2-10x slower on 2 cores (OpenMP threads spinning against each other). A user's setting wins
     env = {'OMP_NUM_THREADS': str(max(1, os.cpu_count() // _workers)), **os.environ}
-    res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True, env=env)
+    # and a temporary folder of its own, removed when the page is built: what a notebook writes there (images, pickles,
+    # checkpoints, compile caches) can't pile up in /tmp run after run, even when the notebook fails before cleaning up
+    with tempfile.TemporaryDirectory(prefix=f'{fn.stem}-') as tmp:
+        res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True,
+                             env={**env, 'TMPDIR': tmp})
     err = f"{fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}" if res.returncode else None
     return page_name(fn),time.perf_counter() - t,err
 
