@@ -1,10 +1,21 @@
 """One run of every notebook serves two tests: the docs build executes each notebook as `nbdev-test` does. The browser
 the docs test drives is installed here when a machine lacks it, so `pytest` alone passes on a fresh machine."""
-import os, shutil, subprocess, sys
+import os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 
 root = Path(__file__).parents[1]
+
+@pytest.fixture(scope='session', autouse=True)
+def _temporary_files(tmp_path_factory):
+    "Every temporary file the tests write, in this process and the ones it starts, under pytest's own temporary folder"
+    # (pytest keeps its last 3 runs): the notebooks, CLIs, checkpoints and compile caches the tests make can't pile up
+    tmp,was = tmp_path_factory.mktemp('tmp'),os.environ.get('TMPDIR')
+    os.environ['TMPDIR'],tempfile.tempdir = str(tmp),None  # `tempfile` caches its folder: forget it
+    yield tmp
+    if was is None: os.environ.pop('TMPDIR')
+    else: os.environ['TMPDIR'] = was
+    tempfile.tempdir = None
 
 @pytest.fixture(scope='session')
 def docs_build():
