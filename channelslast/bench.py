@@ -28,6 +28,12 @@ from .callback import *
 __all__ = ['digits_dls', 'synthetic_dls', 'bench_configs', 'benchmark']
 
 # %% ../nbs/04_bench.ipynb #3bacbbe6
+class _Items(list):
+    "(x, y) pairs in memory: a list that `Learner.export` can empty, as it empties fastai's own datasets"
+    def new_empty(self): return type(self)()
+
+def _tensor_dls(train, valid, bs, device): return DataLoaders.from_dsets(_Items(train), _Items(valid), bs=bs, device=device, num_workers=0)
+
 def digits_dls(
     size:int=32, # Image height and width (the digits are 8x8, upscaled bilinearly)
     bs:int=64, # Batch size
@@ -43,14 +49,14 @@ def digits_dls(
     x,y = (x - 0.5) / 0.5,torch.tensor(d.target)
     items = list(zip(x.contiguous(), y))
     train,valid = RandomSplitter(valid_pct, seed)(items)
-    return DataLoaders.from_dsets([items[i] for i in train], [items[i] for i in valid], bs=bs, device=device, num_workers=0)
+    return _tensor_dls([items[i] for i in train], [items[i] for i in valid], bs, device)
 
 # %% ../nbs/04_bench.ipynb #229d2e82
 def synthetic_dls(size:int=32, bs:int=64, n:int=1024, n_classes:int=10, device=None) -> DataLoaders:
     "Random images and labels: for timing where the data doesn't matter"
     g = torch.Generator().manual_seed(0)
     items = list(zip(torch.randn(n, 3, size, size, generator=g), torch.randint(0, n_classes, (n,), generator=g)))
-    return DataLoaders.from_dsets(items[n//5:], items[:n//5], bs=bs, device=device, num_workers=0)
+    return _tensor_dls(items[n//5:], items[:n//5], bs, device)
 
 # %% ../nbs/04_bench.ipynb #ad58f5cd
 def bench_configs(amp_mode=None, device_type:str='cpu', compile:bool=False) -> dict:
