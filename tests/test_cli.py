@@ -1,10 +1,14 @@
 "The `channelslast` console script, run as a user runs it"
 import json, os, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
 
 exe = Path(sys.executable).parent/'channelslast'
 def run(*args, env=None): return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+def runs(*argss) -> list:
+    "`run` each argument list, a process per core at a time: each one mostly waits for torch and fastai to import"
+    with ThreadPoolExecutor(os.cpu_count()) as ex: return list(ex.map(lambda a: run(*a), argss))
 
 @pytest.mark.parametrize('bf16', ['1', '0'])
 def test_check_prints_only_its_report(bf16):
@@ -52,9 +56,9 @@ def test_unknown_model_one_line():
     assert len(lines) == 1, res.stderr
 
 def test_bad_device_and_arguments():
-    res = run('check', 'resnet10t', '--device', 'tpu9')
+    res,bs = runs(['check', 'resnet10t', '--device', 'tpu9'], ['check', 'resnet10t', '--bs', 'x'])
     assert res.returncode != 0 and "device 'tpu9' is not available here; valid: cpu" in res.stderr and 'Traceback' not in res.stderr
-    res = run('check', 'resnet10t', '--bs', 'x')
+    res = bs
     assert res.returncode == 2 and "argument --bs: invalid int value: 'x'" in res.stderr
 
 def test_closed_pipe_no_traceback():
@@ -65,11 +69,9 @@ def test_closed_pipe_no_traceback():
     assert 'Traceback' not in err and 'BrokenPipeError' not in err and p.returncode == 1, (p.returncode, err[-2000:])
 
 def test_commands():
-    res = run('chek', 'resnet10t')
-    assert res.returncode == 2 and "unknown command 'chek'; valid: bench, check" in res.stderr
-    res = run()
-    assert res.returncode == 2 and 'usage: channelslast {bench,check}' in res.stdout
-    res = run('check', '--help')
+    chek,bare,res = runs(['chek', 'resnet10t'], [], ['check', '--help'])
+    assert chek.returncode == 2 and "unknown command 'chek'; valid: bench, check" in chek.stderr
+    assert bare.returncode == 2 and 'usage: channelslast {bench,check}' in bare.stdout
     assert res.returncode == 0 and '--size' in res.stdout and 'timm model name' in res.stdout
 
 def test_bench_end_to_end(tmp_path):
@@ -94,14 +96,14 @@ def test_bench_inference(tmp_path):
     assert json.loads((tmp_path/'results.json').read_text())['mode'] == 'inference' and (tmp_path/'speed.png').exists()
 
 def test_bench_bad_arguments_one_line_exit_2():
-    for args, msg in [(['--bs', 'x'], "argument --bs: invalid int value: 'x'"),
-                      (['--steps', '0'], '--steps 0 must be at least 1'),
-                      (['--data', 'nowhere'], "--data 'nowhere' is not a folder"),
-                      (['--amp-mode', 'fp8'], "amp_mode='fp8' is not a mixed precision mode"),
-                      (['--model', 'resnet5O'], "unknown timm model 'resnet5O'"),
-                      (['--device', 'tpu9'], "device 'tpu9' is not available here"),
-                      (['--nope'], 'unrecognized arguments: --nope')]:
-        res = run('bench', *args)
+    cases = [(['--bs', 'x'], "argument --bs: invalid int value: 'x'"),
+             (['--steps', '0'], '--steps 0 must be at least 1'),
+             (['--data', 'nowhere'], "--data 'nowhere' is not a folder"),
+             (['--amp-mode', 'fp8'], "amp_mode='fp8' is not a mixed precision mode"),
+             (['--model', 'resnet5O'], "unknown timm model 'resnet5O'"),
+             (['--device', 'tpu9'], "device 'tpu9' is not available here"),
+             (['--nope'], 'unrecognized arguments: --nope')]
+    for (args, msg), res in zip(cases, runs(*(['bench', *a] for a,_ in cases))):
         lines = [l for l in res.stderr.splitlines() if l.strip()]
         assert res.returncode == 2, (args, res.returncode, res.stderr)
         assert len(lines) == 1 and msg in lines[0], (args, res.stderr)
@@ -140,10 +142,10 @@ def test_bad_input_one_line_exit_2(tmp_path):
              (['check', 'resnet18', '--no-mend', '--mend-all'], "channelslast check: --no-mend and --mend-all contradict each other: give one"),
              (['bench', '--data', str(tmp_path/'flat')], "found 3 image file(s) in 0 class folder(s); bench reads train/ and valid/, "
                                                          "each with one subfolder of images per class")]
-    for args, msg in cases:
-        res = run(*args)
+    done = runs(*(a for a,_ in cases))
+    for (args, msg), res in zip(cases, done):
         lines = [l for l in res.stderr.splitlines() if l.strip()]
         assert res.returncode == 2 and len(lines) == 1 and msg in lines[0], (args, res.returncode, res.stderr[-2000:])
         assert res.stdout == '', (args, res.stdout)  # nothing trained, nothing printed
-    top = int(run('check', 'resnet18', '--size', '0').stderr.split(' to ')[-1].rstrip('px\n'))
+    top = int(done[0].stderr.split(' to ')[-1].rstrip('px\n'))  # the `--size 0` case's range
     assert 100 < top < 100000, top  # a range that includes ordinary sizes and excludes the one that failed
