@@ -9,16 +9,15 @@ from __future__ import annotations
 import re, warnings
 import torch
 from torch.amp import GradScaler
-from fastcore.basics import store_attr
+from fastcore.basics import patch, store_attr
 from fastcore.meta import delegates
-from fastcore.basics import patch
-from fastai.torch_core import distrib_barrier
-from fastai.learner import Learner, save_model, load_model, join_path_file
+from fastai.learner import Learner
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from .core import *
 from .mend import *
 from .amp import *
+from .auto import *
 
 # %% auto #0
 __all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'mps_channels_last_slow', 'ChannelsLast']
@@ -56,13 +55,14 @@ def mps_channels_last_slow(version:str=None) -> bool:
 class ChannelsLast(FastaiChannelsLast):
     "Train and predict in channels-last memory format: 4D and 5D models, inputs included"
     order = -1  # before callbacks that modify the model
+    trial = None  # `auto`'s `FormatTrial`, from the first fit (a class default: learners pickled before it load)
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and AMP on/off with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
         mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     ):
         check_mend(mend); store_attr()
-        self.decision,self.trial_times,self.on,self.clock = None,{},True,device_time  # `clock`: a stub in tests
+        self.decision,self.on,self.clock = None,True,device_time  # `clock`: a stub in tests
 
     def _convert(self):
         if next(self.learn.model.parameters(), None) is None:  # else fastai fails later with a bare StopIteration
@@ -72,14 +72,17 @@ class ChannelsLast(FastaiChannelsLast):
     def before_fit(self):
         if self.on and model_device_type(self.learn) == 'mps' and mps_channels_last_slow(): self._keep_nchw_on_mps()
         self._convert()
-        if self.auto and self.decision is None and 'plan' not in self.__dict__: self.plan,self.i = self._trial_plan(),0
+        if self.auto and self.decision is None and self.trial is None:
+            mp = getattr(self.learn, 'mixed_precision', None)
+            self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps,
+                                     amp=isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto')
     def before_validate(self):
         if not self.trial_running: self._convert()
     def before_batch(self):
-        if self.training and self.trial_running: self._trial_before()
+        if self.training and self.trial_running: self.trial.before_step()
         if self.on: self.learn.xb = to_channels_last(self.xb)
     def after_batch(self):
-        if self.training and self.trial_running: self._trial_after()
+        if self.training and self.trial_running: self.decision = self.trial.after_step()
     def _keep_nchw_on_mps(self):
         warnings.warn(f"ChannelsLast: training stays NCHW on MPS with torch {torch.__version__}, whose channels-last convolution "
                       f"backward is about 30x slower (pytorch #193349; fixed by PR #193623, in torch {_v(mps_fast_backward_since)} "
@@ -87,8 +90,17 @@ class ChannelsLast(FastaiChannelsLast):
         self.on = False
         if self.auto and self.decision is None: self.decision = ('contiguous', None)  # nothing to try
         _learner_to_format(self.learn, False)
+    def _apply_config(self, cfg):
+        "Put model, optimizer state and inputs in `cfg`'s format, and AMP on or off as it says (None: as it is)"
+        fmt,amp = cfg
+        self.on = fmt == 'channels_last'
+        _learner_to_format(self.learn, self.on, self.mend)
+        if amp is not None: self.learn.mixed_precision.active = amp
+    def _now(self) -> float: return self.clock(model_device_type(self.learn))
     @property
-    def trial_running(self) -> bool: return 'plan' in self.__dict__ and self.decision is None
+    def trial_times(self) -> dict: return self.trial.times if self.trial else {}
+    @property
+    def trial_running(self) -> bool: return self.trial is not None and self.decision is None
 
 # %% ../nbs/02_callback.ipynb #a31c3cc1
 def _keeps(old, amp_mode, kwargs) -> bool:
@@ -125,86 +137,3 @@ def to_contiguous(self:Learner,
     _learner_to_format(self, False)
     self.remove_cb(FastaiChannelsLast)  # fastai's or ours: ours subclasses it
     return self.to_fp32() if to_fp32 else self
-
-# %% ../nbs/02_callback.ipynb #35a0b43c
-@patch
-def _trial_plan(self:ChannelsLast) -> list:
-    "One (config, timed) entry per trial step: a warm-up step for each config, then timed steps taking turns"
-    mp = getattr(self.learn, 'mixed_precision', None)
-    amps = [True, False] if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
-    cfgs = [(fmt, amp) for amp in amps for fmt in ('channels_last', 'contiguous')]
-    # taking turns (A B A B, not A A B B): costs of the first steps of a run (memory first touched, caches filling)
-    # and drift of the machine fall on every config alike. Timing A's steps first made resnet26t pick NCHW, 13% slower
-    return [(c, False) for c in cfgs] + [(c, True) for _ in range(self.trial_steps) for c in cfgs]
-
-@patch
-def _apply_config(self:ChannelsLast, cfg):
-    fmt,amp = cfg
-    self.on = fmt == 'channels_last'
-    _learner_to_format(self.learn, self.on, self.mend)
-    if amp is not None: self.learn.mixed_precision.active = amp
-
-@patch
-def _trial_before(self:ChannelsLast):
-    self._apply_config(self.plan[self.i][0])
-    self.t0 = self.clock(model_device_type(self.learn))
-
-@patch
-def _trial_after(self:ChannelsLast):
-    cfg,timed = self.plan[self.i]
-    if timed: self.trial_times.setdefault(cfg, []).append(self.clock(model_device_type(self.learn)) - self.t0)
-    self.i += 1
-    if self.i == len(self.plan): self._decide()
-
-@patch
-def _decide(self:ChannelsLast):
-    med = {c: float(torch.tensor(ts).median()) for c,ts in self.trial_times.items()}
-    self.decision = min(med, key=med.get)
-    self._apply_config(self.decision)
-    name = lambda c: c[0] + ('' if c[1] is None else ' + AMP' if c[1] else ' + fp32')
-    # one line, printed like fastai's SaveModelCallback does (during fit, `learn.logger` writes table rows)
-    print(f"ChannelsLast(auto): {name(self.decision)} ("
-          + ', '.join(f"{name(c)} {m*1000:.1f} ms" for c,m in sorted(med.items(), key=lambda o: o[1])) + " per step)")
-
-# %% ../nbs/02_callback.ipynb #afb18ad7
-class _OptWithScaler:
-    "The optimizer as `save_model`/`load_model` see it: its state plus the `GradScaler`'s"
-    def __init__(self, learn): store_attr()
-    def state_dict(self):
-        sd,scaler = self.learn.opt.state_dict(),getattr(self.learn, 'scaler', None)
-        return {**sd, 'grad_scaler': scaler.state_dict()} if scaler is not None and scaler.is_enabled() else sd
-    def load_state_dict(self, sd):
-        sd = dict(sd); scaler_state = sd.pop('grad_scaler', None)
-        self.learn.opt.load_state_dict(sd)
-        mp = getattr(self.learn, 'mixed_precision', None)
-        if scaler_state is not None and isinstance(mp, MixedPrecision): mp.load_scaler_state(scaler_state)
-
-# %% ../nbs/02_callback.ipynb #67d8b340
-@patch
-@delegates(save_model, but=['opt'])
-def save(self:Learner, file, **kwargs):
-    "Save model (contiguous layout), optimizer and `GradScaler` state (if `with_opt`) to `self.path/self.model_dir/file`"
-    file = join_path_file(file, self.path/self.model_dir, ext='.pth')
-    opt = _OptWithScaler(self) if getattr(self, 'opt', None) is not None else None
-    with contiguous_model(self.model): save_model(file, self.model, opt, **kwargs)
-    return file
-
-@patch
-@delegates(load_model, but=['opt'])
-def load(self:Learner, file, device=None, **kwargs):
-    "Load model, optimizer and `GradScaler` state (if `with_opt`) from `self.path/self.model_dir/file` using `device`"
-    if device is None and hasattr(self.dls, 'device'): device = self.dls.device
-    if self.opt is None: self.create_opt()
-    file = join_path_file(file, self.path/self.model_dir, ext='.pth')
-    distrib_barrier()
-    load_model(file, self.model, _OptWithScaler(self), device=device, **kwargs)
-    return self
-
-# %% ../nbs/02_callback.ipynb #cb2054c6
-if not hasattr(Learner, 'fastai_export'): Learner.fastai_export = Learner.export  # once, even if this module is reloaded
-
-@patch
-@delegates(Learner.fastai_export)
-def export(self:Learner, fname='export.pkl', **kwargs):
-    "Export the content of `self` for inference, like fastai, with the weights in contiguous (NCHW) layout"
-    with contiguous_model(self.model): self.fastai_export(fname, **kwargs)
