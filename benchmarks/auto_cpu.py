@@ -21,7 +21,7 @@ def configs(trial_steps, cbs):
     cfg['auto format'],cfg['auto format+AMP'] = auto('auto format', False),auto('auto format+AMP', True)
     return cfg
 
-def _name(d): return ('CL' if d[0] == 'channels_last' else 'NCHW') + ('' if d[1] is None else ' AMP' if d[1] else ' fp32')
+def _name(d): return config_name(d).replace('channels_last', 'CL').replace('contiguous', 'NCHW').replace(' + ', ' ')
 
 @call_parse
 def main(models:str='resnet50,resnet26t,mobilenetv3_large_100,efficientnet_b0,convnext_atto', size:int=128, bs:int=16,

@@ -199,7 +199,8 @@ def _compiled(f):
 def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:int, compile:bool, quick:bool):
     "Training and inference tables of `model`, and what utilisation and auto need from them"
     import timm
-    trial_steps = 1 if quick else 2  # timed trial steps per config (`ChannelsLast`'s default is 3): 4 + 4*2 steps in all
+    trial_steps = 1 if quick else 2  # timed trial steps per config (`ChannelsLast`'s default is 3)
+    n_cfgs = 2 * (len(amp_choices(dev.type)) + 1)  # the trial's: each format in each fast precision, and in float32
     picked = {}
     def train():
         nonlocal bs
@@ -207,7 +208,7 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
             try:
                 dls = device_dls(size, bs, steps, dev)
                 cfgs = train_configs(dev, compile, trial_steps, picked)
-                warmup = max(1, math.ceil(4 * (1 + trial_steps) / steps))  # the `auto` trial ends in the warm-up
+                warmup = max(1, math.ceil(n_cfgs * (1 + trial_steps) / steps))  # the `auto` trial ends in the warm-up
                 return benchmark(lambda: timm.create_model(model, num_classes=10), dls, steps=steps, repeats=repeats,
                                  warmup=warmup, configs=cfgs, validate=False)
             except torch.OutOfMemoryError:
@@ -274,7 +275,7 @@ def _auto(rep, model, df, decision):
     if not len(auto): return
     a = float(auto['img/s'].iloc[0])
     rep.data['Auto'].setdefault('rows', []).append(dict(model=model, auto_img_s=a, best_fixed=best['config'], best_img_s=best['img/s'],
-                                                        auto_vs_best=a / best['img/s'], picked=str(decision)))
+                                                        auto_vs_best=a / best['img/s'], picked=config_name(decision) if decision else 'None'))
 
 def thrash(rep:Report, dev, models:list, size:int):
     "What each op of `OPS` returns on this device; `check_channels_last` of each model on this device and on the CPU"

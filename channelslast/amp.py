@@ -19,8 +19,8 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 
 # %% auto #0
 __all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
-           'default_amp_mode', 'device_amp_mode', 'amp_dtype', 'model_device_type', 'device_time', 'MixedPrecision',
-           'AMPMode']
+           'default_amp_mode', 'device_amp_mode', 'amp_choices', 'amp_dtype', 'model_device_type', 'device_time',
+           'MixedPrecision', 'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
@@ -94,6 +94,15 @@ def device_amp_mode(device_type:str) -> AMPMode:
     "The mixed precision `device_type` has, fast or not: the default where there is one, else bf16 (emulated on a CPU)"
     return default_amp_mode(device_type) or AMPMode.BF16
 
+# %% ../nbs/01_amp.ipynb #aa30ef6c
+def amp_choices(device_type:str) -> list:
+    "The mixed precisions `amp_mode='auto'` tries on `device_type`: each one fast there, else the one it has"
+    if device_type == 'cuda':  # bf16 tensor cores from Ampere (8.0) on; older GPUs emulate bf16
+        fast = [AMPMode.FP16] + ([AMPMode.BF16] if torch.cuda.get_device_capability() >= (8, 0) else [])
+    elif device_type == 'cpu': fast = [m for m,has in ((AMPMode.BF16, cpu_has_native_bf16()), (AMPMode.FP16, cpu_has_native_fp16())) if has]
+    else: fast = [default_amp_mode(device_type)]
+    return fast or [device_amp_mode(device_type)]
+
 # %% ../nbs/01_amp.ipynb #a87b2aed
 def _slow(msg): warnings.warn(msg, stacklevel=3)
 
@@ -138,7 +147,7 @@ class MixedPrecision(FastaiMixedPrecision):
     "Mixed precision with autocast on the model's device, in the precision that is fast there"
     order = 10
     def __init__(self,
-        amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', or None for the device's fast default
+        amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (`ChannelsLast(auto=True)` measures), or None for the device's fast default
         **kwargs # Passed to `torch.amp.GradScaler` (fp16 only)
     ):
         self.amp_mode,self.kwargs = check_amp_mode(amp_mode),kwargs
@@ -147,14 +156,24 @@ class MixedPrecision(FastaiMixedPrecision):
     def _setup(self):
         dt = model_device_type(self.learn)
         if self.autocast is not None and dt == self.device_type: return
-        self.device_type,self.dtype = dt,amp_dtype(self.amp_mode, dt)
-        # autocast checks its dtype even when disabled, so give it a valid one
-        self.autocast = torch.autocast(dt, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None)
-        enabled = self.dtype == torch.float16 and self.kwargs.get('enabled', True)
-        self.learn.scaler = GradScaler(dt, **{**self.kwargs, 'enabled': enabled})
-        if self.scaler_state is not None: self.learn.scaler.load_state_dict(self.scaler_state)
+        self.device_type,self.scalers = dt,{}
+        self._precision(amp_dtype(self.amp_mode, dt))
 
-    active,entered = True,False  # active=False runs steps in float32 (`ChannelsLast(auto=True)` uses it to time both)
+    def _precision(self, dtype):
+        "Autocast to `dtype` (None: float32), with a `GradScaler` per dtype: fp16's keeps its scale across switches"
+        # autocast checks its dtype even when disabled, so give it a valid one
+        self.dtype,self.autocast = dtype,torch.autocast(self.device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+        if dtype not in self.scalers:
+            s = self.scalers[dtype] = GradScaler(self.device_type, **{**self.kwargs, 'enabled': dtype == torch.float16 and self.kwargs.get('enabled', True)})
+            if self.scaler_state is not None: s.load_state_dict(self.scaler_state)  # a disabled scaler ignores it
+        self.learn.scaler = self.scalers[dtype]
+
+    def use(self, mode):
+        "Run the coming steps in `mode`: an `AMPMode`, or False for float32 (`ChannelsLast(auto=True)` times each)"
+        self.active = mode is not False
+        if self.active and (dt := amp_dtype(mode, self.device_type)) != self.dtype: self._precision(dt)
+
+    active,entered = True,False  # active=False runs steps in float32
     def before_fit(self): self._setup(); self.scales = L()
     def before_validate(self): self._setup()
     def before_batch(self):

@@ -14,26 +14,27 @@ from fastcore.basics import store_attr
 __all__ = ['trial_plan', 'config_name', 'FormatTrial']
 
 # %% ../nbs/01a_auto.ipynb #d766748f
-def trial_plan(steps:int=3, amp:bool=False) -> list:
+def trial_plan(steps:int=3, amps=(None,)) -> list:
     "One (config, timed) entry per trial step: a warm-up step for each config, then `steps` timed steps each, taking turns"
-    cfgs = [(fmt, a) for a in ([True, False] if amp else [None]) for fmt in ('channels_last', 'contiguous')]
+    cfgs = [(fmt, a) for a in amps for fmt in ('channels_last', 'contiguous')]
     # taking turns (A B A B, not A A B B): costs of the first steps of a run (memory first touched, caches filling)
     # and drift of the machine fall on every config alike. Timing A's steps first made resnet26t pick NCHW, 13% slower
     return [(c, False) for c in cfgs] + [(c, True) for _ in range(steps) for c in cfgs]
 
 def config_name(cfg) -> str:
-    "'channels_last', 'contiguous + AMP'...: a (format, amp) configuration as the log names it"
-    return cfg[0] + ('' if cfg[1] is None else ' + AMP' if cfg[1] else ' + fp32')
+    "'channels_last', 'contiguous + bf16', 'channels_last + fp32'...: a (format, precision) configuration as the log names it"
+    amp = cfg[1]
+    return cfg[0] + ('' if amp is None else ' + fp32' if amp is False else f" + {getattr(amp, 'value', amp)}")
 
 class FormatTrial:
-    "Time training steps in each (memory format, AMP on/off) configuration, taking turns; keep the lowest median"
+    "Time training steps in each (memory format, precision) configuration, taking turns; keep the lowest median"
     def __init__(self,
-        apply:Callable, # Sets the learner up in a configuration `(format, amp)` (amp None: AMP left as it is)
+        apply:Callable, # Sets the learner up in a configuration `(format, amp)`: amp an `AMPMode`, False (float32) or None (as it is)
         clock:Callable, # Seconds, read once the device's queued work is done (`device_time`)
         steps:int=3, # Timed steps per configuration, each configuration after one untimed warm-up step
-        amp:bool=False, # Also try AMP on and off: four configurations
+        amps=(None,), # The precisions to try: `AMPMode`s and False (float32); None: leave the precision as it is
     ):
-        store_attr(); self.plan,self.i,self.times,self.decision = trial_plan(steps, amp),0,{},None
+        store_attr(); self.plan,self.i,self.times,self.decision = trial_plan(steps, amps),0,{},None
     @property
     def config(self):
         "The configuration of the current step (the last step's once the plan is done)"

@@ -57,7 +57,7 @@ class ChannelsLast(FastaiChannelsLast):
     order = -1  # before callbacks that modify the model
     trial = None  # `auto`'s `FormatTrial`, from the first fit (a class default: learners pickled before it load)
     def __init__(self,
-        auto:bool=False, # Time the first training steps in each format (and AMP on/off with `amp_mode='auto'`), keep the fastest
+        auto:bool=False, # Time the first training steps in each format (and precision with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
         mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     ):
@@ -74,8 +74,8 @@ class ChannelsLast(FastaiChannelsLast):
         self._convert()
         if self.auto and self.decision is None and self.trial is None:
             mp = getattr(self.learn, 'mixed_precision', None)
-            self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps,
-                                     amp=isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto')
+            amps = [*amp_choices(model_device_type(self.learn)), False] if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
+            self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps, amps)
     def before_validate(self):
         if not self.trial_running: self._convert()
     def before_batch(self):
@@ -91,11 +91,11 @@ class ChannelsLast(FastaiChannelsLast):
         if self.auto and self.decision is None: self.decision = ('contiguous', None)  # nothing to try
         _learner_to_format(self.learn, False)
     def _apply_config(self, cfg):
-        "Put model, optimizer state and inputs in `cfg`'s format, and AMP on or off as it says (None: as it is)"
+        "Put model, optimizer state and inputs in `cfg`'s format, and training in its precision (None: as it is)"
         fmt,amp = cfg
         self.on = fmt == 'channels_last'
         _learner_to_format(self.learn, self.on, self.mend)
-        if amp is not None: self.learn.mixed_precision.active = amp
+        if amp is not None: self.learn.mixed_precision.use(amp)
     def _now(self) -> float: return self.clock(model_device_type(self.learn))
     @property
     def trial_times(self) -> dict: return self.trial.times if self.trial else {}
@@ -112,7 +112,7 @@ def _keeps(old, amp_mode, kwargs) -> bool:
 @delegates(GradScaler)
 def to_channelslast(self:Learner,
     use_amp:bool=True, # Add `MixedPrecision` with `amp_mode`, recommended for full channels-last speed
-    amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure AMP on/off), or None: the device's fast default
+    amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure the fast precisions and float32), or None: the device's fast default
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
     mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     **kwargs # `GradScaler` arguments (fp16)
@@ -120,7 +120,7 @@ def to_channelslast(self:Learner,
     "Set `Learner` and inputs to channels-last format, with the device's fast mixed precision by default"
     mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None  # checks `amp_mode` before anything changes
     check_mend(mend)
-    auto = auto or amp_mode == 'auto'  # measuring AMP on/off is done by the format trial
+    auto = auto or amp_mode == 'auto'  # measuring the precisions is done by the format trial
     cl = getattr(self, 'channels_last', None)
     if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend) != (auto,mend):
         self.remove_cb(FastaiChannelsLast).add_cb(ChannelsLast(auto=auto, mend=mend))
