@@ -166,7 +166,7 @@ def check_fault(dev):
 def check_auto(dev):
     "ChannelsLast(auto=True) with amp_mode='auto' times each configuration on this device and keeps one"
     learn = tiny_learner(dev, cbs=[ChannelsLast(auto=True, trial_steps=2), MixedPrecision('auto')])
-    n = 2 * (len(amp_choices(dev.type)) + 1)  # each format in each fast precision, and in float32
+    n = 2 * len(trial_precisions(dev.type))  # each format in each precision the trial times
     learn.fit(n + 1, 1e-3)  # 3 batches an epoch; the trial takes n + 2n steps
     cb = learn.channels_last
     assert cb.decision is not None and len(cb.trial_times) == n, cb.trial_times

@@ -200,7 +200,7 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
     "Training and inference tables of `model`, and what utilisation and auto need from them"
     import timm
     trial_steps = 1 if quick else 2  # timed trial steps per config (`ChannelsLast`'s default is 3)
-    n_cfgs = 2 * (len(amp_choices(dev.type)) + 1)  # the trial's: each format in each fast precision, and in float32
+    n_cfgs = 2 * len(trial_precisions(dev.type))  # the trial's: each format in each precision it times
     picked = {}
     def train():
         nonlocal bs

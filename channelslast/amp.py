@@ -19,8 +19,8 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 
 # %% auto #0
 __all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
-           'default_amp_mode', 'device_amp_mode', 'amp_choices', 'amp_dtype', 'model_device_type', 'device_time',
-           'MixedPrecision', 'AMPMode']
+           'default_amp_mode', 'device_amp_mode', 'amp_choices', 'trial_precisions', 'amp_dtype', 'model_device_type',
+           'device_time', 'MixedPrecision', 'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
@@ -102,6 +102,10 @@ def amp_choices(device_type:str) -> list:
     elif device_type == 'cpu': fast = [m for m,has in ((AMPMode.BF16, cpu_has_native_bf16()), (AMPMode.FP16, cpu_has_native_fp16())) if has]
     else: fast = [default_amp_mode(device_type)]
     return fast or [device_amp_mode(device_type)]
+
+def trial_precisions(device_type:str) -> list:
+    "What `amp_mode='auto'` times on `device_type`: each of `amp_choices`, then float32 (False)"
+    return [*amp_choices(device_type), False]
 
 # %% ../nbs/01_amp.ipynb #a87b2aed
 def _slow(msg): warnings.warn(msg, stacklevel=3)

@@ -74,7 +74,7 @@ class ChannelsLast(FastaiChannelsLast):
         self._convert()
         if self.auto and self.decision is None and self.trial is None:
             mp = getattr(self.learn, 'mixed_precision', None)
-            amps = [*amp_choices(model_device_type(self.learn)), False] if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
+            amps = trial_precisions(model_device_type(self.learn)) if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
             self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps, amps)
     def before_validate(self):
         if not self.trial_running: self._convert()
@@ -87,9 +87,8 @@ class ChannelsLast(FastaiChannelsLast):
         warnings.warn(f"ChannelsLast: training stays NCHW on MPS with torch {torch.__version__}, whose channels-last convolution "
                       f"backward is about 30x slower (pytorch #193349; fixed by PR #193623, in torch {_v(mps_fast_backward_since)} "
                       "for sure). Set channelslast.callback.mps_fast_backward_since lower if yours has the fix.", stacklevel=2)
-        self.on = False
+        self._apply_config(('contiguous', None))
         if self.auto and self.decision is None: self.decision = ('contiguous', None)  # nothing to try
-        _learner_to_format(self.learn, False)
     def _apply_config(self, cfg):
         "Put model, optimizer state and inputs in `cfg`'s format, and training in its precision (None: as it is)"
         fmt,amp = cfg
