@@ -188,13 +188,13 @@ def train_configs(dev, compile:bool, trial_steps:int, picked:dict) -> dict:
             'CL bf16 (ours)': lambda l: l.to_channelslast(amp_mode='bf16'),
             'fastai stock': lambda l: l.add_cbs([FastaiChannelsLast(), FastaiMixedPrecision(amp)]),
             'auto (ours)': auto}
-    if compile: cfgs['CL fp16 (ours) + compile'] = _compiled(lambda l: l.to_channelslast(amp_mode='fp16'))
+    if compile: cfgs.update(compiled_configs(amp))
     return cfgs
 
-def _compiled(f):
-    def _inner(l):
-        l = f(l); l.model = torch.compile(l.model); return l
-    return _inner
+def compiled_configs(amp:str) -> dict:
+    "Layout against compile: NCHW compiled as it is (inductor picks its layouts) and ours, `to_channelslast(compile=True)`"
+    def nchw(l): l.add_cb(MixedPrecision(amp)).model.compile(); return l
+    return {f'NCHW AMP {amp} + compile': nchw, f'CL {amp} (ours) + compile': lambda l: l.to_channelslast(amp_mode=amp, compile=True)}
 
 def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:int, compile:bool, quick:bool):
     "Training and inference tables of `model`, and what utilisation and auto need from them"
@@ -224,11 +224,11 @@ def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:
     _auto(rep, model, df, decision)
     def infer():
         dls = device_dls(size, bs, steps, dev)
-        # no `auto` (a training trial) and no compiled config: a second compilation would cost a minute of a lent GPU
-        cfgs = {k: v for k,v in train_configs(dev, False, trial_steps, {}).items() if not k.startswith('auto')}
+        # no `auto` (a training trial); the compiled configs (inference graphs only: a forward compile each) with `compile`
+        cfgs = {k: v for k,v in train_configs(dev, compile, trial_steps, {}).items() if not k.startswith('auto')}
         return benchmark(lambda: timm.create_model(model, num_classes=10), dls, steps=steps, repeats=repeats, configs=cfgs,
                          inference=True)
-    di = rep.step('Inference throughput', f'{model} inference', _autotuned(infer), est=5 if quick else 10)
+    di = rep.step('Inference throughput', f'{model} inference', _autotuned(infer), est=5 if quick else 10 + 30*compile)
     if di is not None:
         rep.add('Inference throughput', head.replace('steps a round', 'batches a round') + '\n' + _md(_shown(di)) + '\n',
                 **{model: dict(size=size, bs=bs, rows=di.to_dict(orient='records'))})
@@ -390,7 +390,7 @@ def main():
     if a.quick: plan = [('resnet10t', 32, 16, 2, 1, False)]; others = [('efficientnet_b0', 32, 16, 2, 1, False)]
     else:
         plan = [('resnet50', 224, 256, 8, 3, True)]
-        others = [(m, 224, 128, 8, 3, False) for m in (a.models.split(',') if a.models else OTHERS)]
+        others = [(m, 224, 128, 8, 3, m == 'convnext_tiny') for m in (a.models.split(',') if a.models else OTHERS)]
     for p in plan if 'resnet50' in parts else []: throughput(rep, dev, *p, quick=a.quick)
     summarise(rep)
     if 'thrash' in parts: thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)

@@ -1,8 +1,8 @@
 """CPU inference of a deployed learner, measured: `benchmark(inference=True)` (get_preds in each memory format and
 precision, on the same batches), then the deployment path itself: an exported learner loaded with
 `load_learner(fname, cpu=True)` against the same plus `.to_channelslast()`, timing `get_preds` on 32 images and the
-latency of `predict` on one, in interleaved rounds (medians), and the same with the model compiled by
-`torch.compile` with inductor's weight freezing (inference only: frozen weights can't train). The model is untrained (random weights): its
+latency of `predict` on one, in interleaved rounds (medians), and the same with `.to_channelslast(compile=True)`
+(`torch.compile` in place; on a CPU, for serving, with inductor's weight freezing) and without the freezing. The model is untrained (random weights): its
 predictions are near-ties, so agreement figures here are a worst case. Run: `python benchmarks/infer_cpu.py --md`."""
 import argparse, statistics, tempfile, time, warnings
 from pathlib import Path
@@ -31,9 +31,9 @@ def deployment(model:str, size:int, n:int, rounds:int, predicts:int) -> pd.DataF
     Learner(dls, timm.create_model(model, num_classes=2), loss_func=CrossEntropyLossFlat()).to_channelslast().export(path/'export.pkl')
     learns = {'load_learner(cpu=True)': load_learner(path/'export.pkl', cpu=True),
               'load_learner(cpu=True).to_channelslast()': load_learner(path/'export.pkl', cpu=True).to_channelslast()}
-    compiled = load_learner(path/'export.pkl', cpu=True).to_channelslast()
-    compiled.model = torch.compile(compiled.model)  # compiled at its first call, in the warm-up round, frozen (see below)
-    learns['... + torch.compile (freezing)'] = compiled
+    # compiled at the first call, in the warm-up round
+    learns['... .to_channelslast(compile=True)'] = load_learner(path/'export.pkl', cpu=True).to_channelslast(compile=True)
+    learns['... compile, no freezing'] = load_learner(path/'export.pkl', cpu=True).to_channelslast(compile={'options': {'freezing': False}})
     files = sorted((path/'valid').rglob('*.png'))[:n]
     preds,gp,pr = {},{k: [] for k in learns},{k: [] for k in learns}
     for r in range(rounds + 1):  # round 0: warm-up (and compilation)
@@ -68,6 +68,4 @@ if __name__ == '__main__':
     print(f"get_preds, batch {a.bs}, {a.steps} batches a round, {a.repeats} rounds after a warm-up (img/s: median, min, max)")
     print(show(df) + '\n')
     print(f"deployment: an exported learner, {a.images} images from disk, {a.repeats} rounds after a warm-up, {a.predicts} predict calls a round")
-    import torch._inductor.config as inductor_config
-    with inductor_config.patch(freezing=True):  # constant-fold the weights into the compiled graph: inference only
-        print(show(deployment(a.model, a.size, a.images, a.repeats, a.predicts)))
+    print(show(deployment(a.model, a.size, a.images, a.repeats, a.predicts)))

@@ -6,7 +6,7 @@ Docs: https://channelslast.github.io/channelslast/amp.html.md"""
 
 # %% ../nbs/01_amp.ipynb #aefd13f0
 from __future__ import annotations
-import os, platform, time, warnings
+import inspect, os, platform, time, warnings
 from contextlib import contextmanager
 import torch
 from torch.amp import GradScaler
@@ -20,7 +20,7 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 # %% auto #0
 __all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
            'default_amp_mode', 'device_amp_mode', 'amp_choices', 'trial_precisions', 'amp_dtype', 'model_device_type',
-           'device_time', 'MixedPrecision', 'AMPMode']
+           'device_time', 'check_scaler_args', 'MixedPrecision', 'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
@@ -145,6 +145,19 @@ def device_time(device_type:str='cpu') -> float:
     if device_type == 'cuda': torch.cuda.synchronize()
     return time.perf_counter()
 
+# %% ../nbs/01_amp.ipynb #1483f662
+_kinds = {float: 'a number', int: 'an int', bool: 'True or False'}
+
+def check_scaler_args(kwargs:dict, where:str='MixedPrecision', also=()) -> dict:
+    "`kwargs` if each is a `GradScaler` argument of its type, else a `TypeError` naming it and the valid ones (`also`: the caller's own)"
+    defaults = {k: p.default for k,p in inspect.signature(GradScaler).parameters.items() if k != 'device'}
+    for k,v in kwargs.items():
+        if k not in defaults: raise TypeError(f"{where}: {k!r} is not an argument; valid: {', '.join([*also, *defaults])}")
+        want = type(defaults[k])  # float, int or bool, as GradScaler's defaults are
+        if isinstance(v, bool) != (want is bool) or not isinstance(v, (int, float) if want is float else want):
+            raise TypeError(f"{where}: {k}={v!r}; valid: {_kinds[want]} (default {defaults[k]!r})")
+    return kwargs
+
 # %% ../nbs/01_amp.ipynb #72c3df4c
 @delegates(GradScaler)
 class MixedPrecision(FastaiMixedPrecision):
@@ -154,7 +167,7 @@ class MixedPrecision(FastaiMixedPrecision):
         amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (`ChannelsLast(auto=True)` measures), or None for the device's fast default
         **kwargs # Passed to `torch.amp.GradScaler` (fp16 only)
     ):
-        self.amp_mode,self.kwargs = check_amp_mode(amp_mode),kwargs
+        self.amp_mode,self.kwargs = check_amp_mode(amp_mode),check_scaler_args(kwargs)
         self.autocast,self.device_type,self.dtype,self.scales,self.scaler_state = None,None,None,L(),None
 
     def _setup(self):

@@ -22,6 +22,7 @@ from fastai.metrics import accuracy
 from .core import *
 from .core import _guard_why
 from .amp import *
+from .compiling import now_us, compiles_since, compile_seconds
 from .callback import *
 
 # %% auto #0
@@ -69,21 +70,23 @@ def bench_configs(amp_mode=None, device_type:str='cpu', compile:bool=False) -> d
         'CL AMP': lambda l: l.to_channelslast(amp_mode=amp),
         'fastai stock': lambda l: l.add_cbs([FastaiChannelsLast(), FastaiMixedPrecision(amp)]),
     }
-    if compile:
-        for k in ('NCHW fp32', 'CL fp32', 'CL AMP'): cfgs[k + ' compiled'] = _compiled(cfgs[k])
+    if compile: cfgs.update({
+        'NCHW AMP compiled': lambda l: _compiled(l.add_cb(MixedPrecision(amp))),  # `to_channelslast(compile=True)` would convert it
+        'CL fp32 compiled': lambda l: l.to_channelslast(use_amp=False, compile=True),
+        'CL AMP compiled': lambda l: l.to_channelslast(amp_mode=amp, compile=True)})
     return cfgs
 
-def _compiled(f):
-    def _inner(l):
-        l = f(l); l.model = torch.compile(l.model); return l
-    return _inner
+def _compiled(l):
+    l.model.compile(); return l
 
 # %% ../nbs/04_bench.ipynb #a2c56d5d
 class _StepTimer(Callback):
     "Time `steps` training batches of a `fit` on `device_type`, and on CUDA its peak memory; then end the epoch unvalidated"
     order = 100
     def __init__(self, steps:int, device_type:str='cpu'):
-        self.steps,self.device_type,self.times,self.peak = steps,device_type,[],0
+        self.steps,self.device_type,self.times,self.peak,self.compile_s = steps,device_type,[],0,0.
+    def before_fit(self): self.c0 = now_us()
+    def after_fit(self): self.compile_s += compile_seconds(compiles_since(self.c0))  # `torch.compile`'s, if any
     def before_train(self):
         self.n,self.t0 = 0,None
         if self.device_type == 'cuda': torch.cuda.reset_peak_memory_stats(); self.base = torch.cuda.memory_allocated()
@@ -111,17 +114,18 @@ def _probs(o): return F.softmax(o.float(), dim=-1)
 
 def _bench_inference(learns:dict, dl, steps:int, warmup:int, repeats:int, device_type:str) -> pd.DataFrame:
     "img/s of `get_preds` on the first `steps` batches of `dl` per config, in turns; predictions against NCHW fp32's"
-    ips,preds = {k: [] for k in learns},{}
+    ips,preds,comp = {k: [] for k in learns},{},{k: 0. for k in learns}
     for r in progress_bar(range(warmup + repeats), leave=False):
         for k,l in learns.items():
-            t0 = device_time(device_type)
+            t0,c0 = device_time(device_type),now_us()
             with l.no_bar(): preds[k] = l.get_preds(dl=dl, act=_probs, reorder=False, cbs=_PredsLimit(steps))[0]
             if r >= warmup: ips[k].append(len(preds[k]) / (device_time(device_type) - t0))
+            comp[k] += compile_seconds(compiles_since(c0))
     ref = preds.get('NCHW fp32', next(iter(preds.values())))
     rows = [{'config': k, 'img/s': s.median(), 'min': s.min(), 'max': s.max(),
              'top1 agree': float((preds[k].argmax(-1) == ref.argmax(-1)).float().mean()),
-             'max |dp|': float((preds[k] - ref).abs().max())} for k,s in ((k, pd.Series(v)) for k,v in ips.items())]
-    return _with_speedups(pd.DataFrame(rows))
+             'max |dp|': float((preds[k] - ref).abs().max()), 'compile s': comp[k]} for k,s in ((k, pd.Series(v)) for k,v in ips.items())]
+    return _with_speedups(_compile_column(pd.DataFrame(rows)))
 
 # %% ../nbs/04_bench.ipynb #4fc41ff6
 def _runnable(configs:dict, model:nn.Module, device) -> dict:
@@ -139,7 +143,7 @@ def benchmark(
     repeats:int=3, # Timed rounds (after the warm-up rounds)
     warmup:int=1, # Untimed rounds first (kernel set-up, `torch.compile`, an `auto` trial)
     amp_mode:str=None, # Precision of the AMP configs; default: fp16 on GPUs, bf16 on CPUs
-    compile:bool=False, # Also time compiled versions of NCHW fp32, CL fp32 and CL AMP
+    compile:bool=False, # Also time compiled NCHW AMP, CL fp32 and CL AMP (`to_channelslast(compile=True)`); `compile s` apart
     configs:dict=None, # Name -> set-up function; default `bench_configs(amp_mode, device, compile)`
     loss_func=None, # Default: `nn.CrossEntropyLoss()`
     lr:float=1e-3, # Learning rate of the (Adam) steps
@@ -172,8 +176,13 @@ def benchmark(
     for k,t in timers.items():
         ips = pd.Series([steps * bs / s for s in t.times[warmup:]])
         rows.append({'config': k, 'img/s': ips.median(), 'min': ips.min(), 'max': ips.max(),
-                     **({'peak MB': t.peak / 2**20} if device.type == 'cuda' else {}), **({'accuracy': acc[k]} if validate else {})})
-    return _with_speedups(pd.DataFrame(rows))
+                     **({'peak MB': t.peak / 2**20} if device.type == 'cuda' else {}), **({'accuracy': acc[k]} if validate else {}),
+                     'compile s': t.compile_s})
+    return _with_speedups(_compile_column(pd.DataFrame(rows)))
+
+def _compile_column(df:pd.DataFrame) -> pd.DataFrame:
+    "`df` without its `compile s` column where nothing compiled"
+    return df if df['compile s'].gt(0).any() else df.drop(columns='compile s')
 
 def _with_speedups(df:pd.DataFrame) -> pd.DataFrame:
     "`df` with each config's median img/s divided by NCHW fp32's and by fastai stock's"

@@ -18,9 +18,11 @@ from .core import *
 from .mend import *
 from .amp import *
 from .auto import *
+from .compiling import *
+from .compiling import _inner
 
 # %% auto #0
-__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'mps_channels_last_slow', 'ChannelsLast']
+__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'check_trial', 'mps_channels_last_slow', 'ChannelsLast']
 
 # %% ../nbs/02_callback.ipynb #a7e5fffc
 def _opt_states(opt) -> list:
@@ -48,6 +50,12 @@ def _learner_to_format(learn, channels_last:bool, mend:bool|str=True):
 mps_fast_backward_since = (2, 16)
 def _v(t): return '.'.join(map(str, t))
 
+def check_trial(auto:bool, trial_steps:int):
+    "A `TypeError`/`ValueError` naming the bad one, unless `auto` is a bool and `trial_steps` a positive int"
+    if not isinstance(auto, bool): raise TypeError(f"ChannelsLast: auto={auto!r}; valid: True or False")
+    if isinstance(trial_steps, bool) or not isinstance(trial_steps, int) or trial_steps < 1:
+        raise ValueError(f"ChannelsLast: trial_steps={trial_steps!r}; valid: an int of 1 or more (timed steps per configuration)")
+
 def mps_channels_last_slow(version:str=None) -> bool:
     "Whether torch `version` (default: this one) has MPS's slow channels-last convolution backward (pytorch #193349)"
     return tuple(int(p) for p in re.findall(r'\d+', (version or torch.__version__).split('+')[0])[:2]) < mps_fast_backward_since
@@ -55,13 +63,18 @@ def mps_channels_last_slow(version:str=None) -> bool:
 class ChannelsLast(FastaiChannelsLast):
     "Train and predict in channels-last memory format: 4D and 5D models, inputs included"
     order = -1  # before callbacks that modify the model
-    trial = None  # `auto`'s `FormatTrial`, from the first fit (a class default: learners pickled before it load)
+    # class defaults, so learners pickled before these existed load: `auto`'s `FormatTrial` (from the first fit), and
+    # the `ModelCompiler` of `compile`
+    trial,compile,compiler,fitting = None,None,None,False
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and precision with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
         mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
+        compile:bool|dict=False, # Then `torch.compile` the model in place (after the `auto` trial); a dict: `torch.compile`'s arguments
     ):
-        check_mend(mend); store_attr()
+        check_mend(mend); check_trial(auto, trial_steps); store_attr('auto,trial_steps,mend')
+        self.compile = check_compile(compile)
+        self.compiler = None if self.compile is None else ModelCompiler(self.compile)
         self.decision,self.on,self.clock = None,True,device_time  # `clock`: a stub in tests
 
     def _convert(self):
@@ -69,20 +82,33 @@ class ChannelsLast(FastaiChannelsLast):
             raise ValueError(f"ChannelsLast: the model ({type(self.learn.model).__name__}) has no parameters: nothing to put "
                              "in channels-last, and fastai's Learner needs one to find the model's device")
         if self.on: _learner_to_format(self.learn, True, self.mend)
-    def before_fit(self):
+    def before_fit(self):  # fastai's `get_preds` and `validate` call it too
+        self.fitting = False
         if self.on and model_device_type(self.learn) == 'mps' and mps_channels_last_slow(): self._keep_nchw_on_mps()
         self._convert()
         if self.auto and self.decision is None and self.trial is None:
             mp = getattr(self.learn, 'mixed_precision', None)
             amps = trial_precisions(model_device_type(self.learn)) if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
             self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps, amps)
+    def before_train(self): self.fitting = True; self._compile()
     def before_validate(self):
-        if not self.trial_running: self._convert()
+        if self.trial_running: return
+        self._convert()
+        if not self.fitting: self._compile(serve=True)  # `get_preds`, `predict`, `validate`: no training in this "fit"
+    def after_fit(self): self.fitting = False
     def before_batch(self):
         if self.training and self.trial_running: self.trial.before_step()
         if self.on: self.learn.xb = to_channels_last(self.xb)
+        if self.compiler: self.compiler.before_step(self.learn, self._phase)
     def after_batch(self):
-        if self.training and self.trial_running: self.decision = self.trial.after_step()
+        if self.training and self.trial_running:
+            self.decision = self.trial.after_step()
+            if self.decision is not None: self._compile()  # decided in eager mode: compiled once, in the format kept
+        if self.compiler: self.compiler.after_step(self.learn, self._phase)
+    def _compile(self, serve:bool=False):
+        if self.compiler and not self.trial_running: self.compiler.attach(_inner(self.learn.model), serve)
+    @property
+    def _phase(self) -> str: return 'training' if self.training else 'validation' if self.fitting else 'inference'
     def _keep_nchw_on_mps(self):
         warnings.warn(f"ChannelsLast: training stays NCHW on MPS with torch {torch.__version__}, whose channels-last convolution "
                       f"backward is about 30x slower (pytorch #193349; fixed by PR #193623, in torch {_v(mps_fast_backward_since)} "
@@ -102,6 +128,11 @@ class ChannelsLast(FastaiChannelsLast):
     def trial_running(self) -> bool: return self.trial is not None and self.decision is None
 
 # %% ../nbs/02_callback.ipynb #a31c3cc1
+def _uncompile(learn):
+    "The model back to eager, if the attached `ChannelsLast` compiled it"
+    cl = getattr(learn, 'channels_last', None)
+    if getattr(cl, 'compiler', None) is not None: cl.compiler.detach(_inner(learn.model))
+
 def _keeps(old, amp_mode, kwargs) -> bool:
     "Whether a `to_channelslast` call with these arguments leaves the attached `MixedPrecision` `old` as it is"
     if not isinstance(old, MixedPrecision): return False  # none, or fastai's CUDA-only one
@@ -114,15 +145,20 @@ def to_channelslast(self:Learner,
     amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure the fast precisions and float32), or None: the device's fast default
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
     mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
+    compile:bool|dict=False, # Then `torch.compile` the model in place (see `ChannelsLast`); a dict: `torch.compile`'s arguments
     **kwargs # `GradScaler` arguments (fp16)
 )->Learner:
     "Set `Learner` and inputs to channels-last format, with the device's fast mixed precision by default"
-    mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None  # checks `amp_mode` before anything changes
-    check_mend(mend)
-    auto = auto or amp_mode == 'auto'  # measuring the precisions is done by the format trial
+    # every argument checked before anything changes
+    check_scaler_args(kwargs, 'to_channelslast', also=('use_amp', 'amp_mode', 'auto', 'mend', 'compile'))
+    if not isinstance(use_amp, bool): raise TypeError(f"to_channelslast: use_amp={use_amp!r}; valid: True or False")
+    mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None
+    check_trial(auto, 3); auto = auto or amp_mode == 'auto'  # measuring the precisions is done by the format trial
+    new = ChannelsLast(auto=auto, mend=mend, compile=compile)
     cl = getattr(self, 'channels_last', None)
-    if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend) != (auto,mend):
-        self.remove_cb(FastaiChannelsLast).add_cb(ChannelsLast(auto=auto, mend=mend))
+    if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend,cl.compile) != (auto,mend,new.compile):
+        _uncompile(self)
+        self.remove_cb(FastaiChannelsLast).add_cb(new)
     if use_amp and not _keeps(getattr(self, 'mixed_precision', None), amp_mode, kwargs):
         self.remove_cb(FastaiMixedPrecision).add_cb(mp)
     return self
@@ -132,7 +168,8 @@ def to_channelslast(self:Learner,
 def to_contiguous(self:Learner,
     to_fp32:bool=False # Also remove `MixedPrecision`, to train in float32 again
 )->Learner:
-    "Set `Learner` and inputs back to `contiguous_format`, optionally to single precision"
+    "Set `Learner` and inputs back to `contiguous_format` and eager (uncompiled), optionally to single precision"
+    _uncompile(self)
     _learner_to_format(self, False)
     self.remove_cb(FastaiChannelsLast)  # fastai's or ours: ours subclasses it
     return self.to_fp32() if to_fp32 else self

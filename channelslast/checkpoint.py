@@ -12,6 +12,7 @@ from fastai.torch_core import distrib_barrier
 from fastai.learner import Learner, save_model, load_model, join_path_file
 from .core import contiguous_model
 from .amp import MixedPrecision
+from .compiling import _compiler, _inner
 
 # %% auto #0
 __all__ = []
@@ -48,6 +49,7 @@ def load(self:Learner, file, device=None, **kwargs):
     file = join_path_file(file, self.path/self.model_dir, ext='.pth')
     distrib_barrier()
     load_model(file, self.model, _OptWithScaler(self), device=device, **kwargs)
+    if (c := _compiler(self)) is not None: c.weights_changed(_inner(self.model))  # a frozen compile holds the old weights
     return self
 
 # %% ../nbs/02a_checkpoint.ipynb #cb2054c6

@@ -179,7 +179,7 @@ def bench(
     device:str=None, # Device: cpu, cuda, mps...; default: the best one here
     amp_mode:str=None, # Precision of the AMP configs: fp16 or bf16; default: fp16 on GPUs, bf16 on CPUs
     data:str='digits', # digits (real, shipped with scikit-learn), synthetic, or an image folder PATH
-    compile:bool=False, # Also time torch.compile'd configs
+    compile:bool=False, # Also time configs compiled in place by torch.compile (`to_channelslast(compile=True)`), compile seconds apart
     inference:bool=False, # Time inference (get_preds on STEPS validation batches) of MODEL trained an epoch first
     out:str=None, # Folder to write results.json and speed.png to
 ):

@@ -1,5 +1,6 @@
 """Train a few steps with `to_channelslast()` inside fastai's `distrib_ctx`, or the same global batches on one process.
-Run by tests/test_distributed.py: `torchrun --nproc_per_node 2 ddp_train.py OUT [--bf16]` or `python ddp_train.py OUT --single`.
+Run by tests/test_distributed.py: `torchrun --nproc_per_node 2 ddp_train.py OUT [--bf16] [--compile]` or
+`python ddp_train.py OUT --single`. `--compile`: `to_channelslast(compile=True)`, each rank compiling its own model.
 By default `to_channelslast()` picks the CPU's fast precision (the test pretends a CPU without native bf16, so float32);
 `--bf16` forces bf16 autocast."""
 import sys, torch, warnings
@@ -35,7 +36,7 @@ class CheckOrder(Callback):
     def before_batch(self):
         if self.training: self.learn.seen_ddp.append(isinstance(self.model, nn.parallel.DistributedDataParallel))
 
-out, single, bf16 = Path(sys.argv[1]), '--single' in sys.argv, '--bf16' in sys.argv
+out, single, bf16, compile = Path(sys.argv[1]), '--single' in sys.argv, '--bf16' in sys.argv, '--compile' in sys.argv
 if single:
     # step k of the 2-process run sees rank 0's k-th batch and rank 1's k-th batch: lay the items out that way
     half = N // WS
@@ -44,13 +45,14 @@ if single:
 else:
     dl = TfmdDL(items, bs=BS, shuffle=False)
 dls = DataLoaders(dl, TfmdDL(items[:8], bs=BS), device='cpu')
-learn = Learner(dls, model(), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=0.1, cbs=CheckOrder()).to_channelslast(amp_mode='bf16' if bf16 else None)
+learn = Learner(dls, model(), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=0.1, cbs=CheckOrder()).to_channelslast(amp_mode='bf16' if bf16 else None, compile=compile)
 # SyncBatchNorm is CUDA-only (and this model has no BatchNorm); Accelerate starts a gloo run on CPUs only with cpu=True
 with learn.distrib_ctx(sync_bn=False, cpu=True):
     learn.fit(1)
-rank = ('single' if single else str(rank_distrib())) + ('-bf16' if bf16 else '')
+rank = ('single' if single else str(rank_distrib())) + ('-bf16' if bf16 else '') + ('-compile' if compile else '')
 n_cl = sum(isinstance(c, ChannelsLast) for c in learn.cbs)
 n_mp = sum(isinstance(c, MixedPrecision) for c in learn.cbs)
 torch.save(dict(state=learn.model.state_dict(), steps=len(learn.seen_ddp), ddp=all(learn.seen_ddp), n_cl=n_cl, n_mp=n_mp,
                 cl=model_is_channels_last(learn.model), losses=torch.stack(learn.recorder.losses),
-                dtype=str(learn.mixed_precision.dtype)), out/f'{rank}.pt')
+                dtype=str(learn.mixed_precision.dtype), compiled=compile and learn.channels_last.compiler.compiled(learn.model),
+                compiles=len(learn.channelslast_compiled())), out/f'{rank}.pt')

@@ -95,6 +95,18 @@ def test_bench_inference(tmp_path):
     assert float(row[-2]) == 1.0 and float(row[-1]) < 1e-3, row  # channels-last predicts what NCHW does
     assert json.loads((tmp_path/'results.json').read_text())['mode'] == 'inference' and (tmp_path/'speed.png').exists()
 
+def test_bench_inference_compiled(tmp_path):
+    "--inference --compile: the compiled configs predict what the eager ones do; compiling's seconds are their own column"
+    res = run('bench', '--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16', '--out', str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert 'compile s' in next(l for l in res.stdout.splitlines() if l.strip().startswith('config')), res.stdout
+    assert any(l.startswith('ChannelsLast(compile): compiling ResNet') for l in res.stdout.splitlines()), res.stdout  # it said so
+    rows = {r['config']: r for r in json.loads((tmp_path/'results.json').read_text())['results']}
+    compiled = {'NCHW AMP compiled', 'CL fp32 compiled', 'CL AMP compiled'}
+    assert compiled <= set(rows), rows
+    assert all((rows[k]['compile s'] > 0) == (k in compiled) for k in rows), rows  # seconds apart from img/s
+    assert rows['CL fp32 compiled']['top1 agree'] == 1.0 and rows['CL fp32 compiled']['img/s'] > 0, rows  # the same function
+
 def test_bench_bad_arguments_one_line_exit_2():
     cases = [(['--bs', 'x'], "argument --bs: invalid int value: 'x'"),
              (['--steps', '0'], '--steps 0 must be at least 1'),

@@ -37,3 +37,12 @@ def test_ddp_bf16_ranks_identical(tmp_path):
     for k in r0['state']: assert torch.equal(r0['state'][k], r1['state'][k]), k
     assert torch.isfinite(r0['losses']).all() and torch.isfinite(r1['losses']).all()
     assert not torch.equal(r0['losses'][0], r0['losses'][-1])  # it trained
+
+def test_ddp_compiled_ranks_identical(tmp_path):
+    "With compile=True each rank compiles its model in place, inside DDP: both end with the same weights, as one process"
+    train(tmp_path, '--compile'); train(tmp_path, '--single')
+    r0,r1,one = (torch.load(tmp_path/f'{n}.pt') for n in ('0-compile', '1-compile', 'single'))
+    for r in (r0, r1): assert (r['compiled'], r['ddp'], r['steps'], r['cl']) == (True, True, 6, True) and r['compiles'] >= 2, r
+    for k in r0['state']:
+        assert torch.equal(r0['state'][k], r1['state'][k]), k
+        torch.testing.assert_close(r0['state'][k], one['state'][k], rtol=1e-3, atol=1e-4)  # compiled kernels round differently
