@@ -5,7 +5,7 @@ batches, every configuration in the device's fast precision (bf16 on a CPU with 
 GPU): training steps (`fit`), then inference (`get_preds`), where the compiled configurations also run with inductor's
 weight freezing (inference only: frozen weights can't train). Compiling happens in the warm-up round; its seconds are
 the `compile s` column, apart from the steady-state img/s (median of the rounds, min and max beside it).
-Run: `python benchmarks/compile_cpu.py --md` (about 25 minutes on 2 cores; `--models resnet18 --size 32` in one)."""
+Run: `python benchmarks/compile_cpu.py --md` (about 30 minutes on 2 cores; `--models resnet18 --size 32` in one)."""
 import warnings
 import pandas as pd, timm, torch
 from fastcore.script import call_parse
@@ -41,8 +41,8 @@ def table(model, dls, steps, repeats, configs, inference) -> pd.DataFrame:
     return df
 
 @call_parse
-def main(models:str='resnet50,convnext_tiny', size:int=96, bs:int=32, steps:int=3, infer_size:int=224, infer_bs:int=16,
-         infer_steps:int=2, repeats:int=5, md:bool=False):
+def main(models:str='resnet50,convnext_tiny', size:int=96, bs:int=32, steps:int=6, infer_size:int=224, infer_bs:int=16,
+         infer_steps:int=4, repeats:int=7, md:bool=False):
     warnings.filterwarnings('ignore')
     torch.manual_seed(0)
     amp = default_amp_mode('cpu') or False

@@ -2,7 +2,7 @@
 precision, on the same batches), then the deployment path itself: an exported learner loaded with
 `load_learner(fname, cpu=True)` against the same plus `.to_channelslast()`, timing `get_preds` on 32 images and the
 latency of `predict` on one, in interleaved rounds (medians), and the same with `.to_channelslast(compile=True)`
-(`torch.compile` in place; on a CPU, for serving, with inductor's weight freezing) and without the freezing. The model is untrained (random weights): its
+(`torch.compile` in place) and with inductor's weight freezing asked for (`compile={'options': {'freezing': True}}`). The model is untrained (random weights): its
 predictions are near-ties, so agreement figures here are a worst case. Run: `python benchmarks/infer_cpu.py --md`."""
 import argparse, statistics, tempfile, time, warnings
 from pathlib import Path
@@ -33,7 +33,7 @@ def deployment(model:str, size:int, n:int, rounds:int, predicts:int) -> pd.DataF
               'load_learner(cpu=True).to_channelslast()': load_learner(path/'export.pkl', cpu=True).to_channelslast()}
     # compiled at the first call, in the warm-up round
     learns['... .to_channelslast(compile=True)'] = load_learner(path/'export.pkl', cpu=True).to_channelslast(compile=True)
-    learns['... compile, no freezing'] = load_learner(path/'export.pkl', cpu=True).to_channelslast(compile={'options': {'freezing': False}})
+    learns['... compile, freezing'] = load_learner(path/'export.pkl', cpu=True).to_channelslast(compile={'options': {'freezing': True}})
     files = sorted((path/'valid').rglob('*.png'))[:n]
     preds,gp,pr = {},{k: [] for k in learns},{k: [] for k in learns}
     for r in range(rounds + 1):  # round 0: warm-up (and compilation)

@@ -197,6 +197,9 @@ class ThrashReport:
 def _preserved(model:nn.Module):
     "Put back `model`'s mode, tensors (layout and device), buffer values, gradients, guard hooks and layers after the block"
     training,guarded,classes = model.training,set(guarded_layers(model)),{m: type(m) for m in model.modules()}
+    # a model compiled in place (`compile=True`) runs eager in the block: the check is of the ops a layer runs, which
+    # compiled kernels fuse out of the profiler's sight
+    compiled,model._compiled_call_impl = getattr(model, '_compiled_call_impl', None),None
     ts = [*model.parameters(), *model.buffers()]
     data,grads = [t.data for t in ts],[getattr(t, 'grad', None) for t in ts]
     values = [b.detach().clone() for b in model.buffers()]
@@ -209,6 +212,7 @@ def _preserved(model:nn.Module):
         for n,m in model.named_modules():
             if n not in guarded: _remove_guard(m)  # the guard hooks the check added
             m.__class__ = classes[m]  # and the layers it mended
+        model._compiled_call_impl = compiled
 
 def _inputs(x, device) -> tuple:
     "Model inputs from a shape tuple, a tensor or a tuple of them, on `device`"

@@ -18,7 +18,8 @@ import channelslast.amp  # its `one_batch` patch first: the one here wraps it
 
 # %% auto #0
 __all__ = ['compile_keys', 'compile_modes', 'freezing_faster_on', 'check_compile', 'compile_unavailable', 'is_compile_error',
-           'frozen_kwargs', 'now_us', 'compiles_since', 'compile_seconds', 'isolated', 'hooks_guarded', 'ModelCompiler']
+           'compile_kwargs', 'now_us', 'compiles_since', 'compile_seconds', 'isolated', 'hooks_guarded',
+           'ModelCompiler']
 
 # %% ../nbs/01b_compiling.ipynb #b8fce878
 compile_keys = ('mode', 'dynamic', 'backend', 'options', 'fullgraph')
@@ -63,13 +64,16 @@ def is_compile_error(e:BaseException) -> bool:
     return isinstance(e, torch._dynamo.exc.TorchDynamoException) or type(e).__module__.startswith(('torch._inductor', 'torch._dynamo'))
 
 # %% ../nbs/01b_compiling.ipynb #a565eaec
-freezing_faster_on = {'cpu'}  # measured: benchmarks/compile_cpu.py; no GPU run has measured it yet
+freezing_faster_on = set()  # devices where serving frozen was measured faster (benchmarks/compile_cpu.py): none yet
 
-def frozen_kwargs(kwargs:dict, device_type:str) -> dict|None:
-    "`torch.compile` arguments for serving: inductor's `freezing` added where it is faster; None where nothing changes"
-    opts = kwargs.get('options') or {}
-    if kwargs.get('backend') not in (None, 'inductor') or 'mode' in kwargs or 'freezing' in opts or device_type not in freezing_faster_on: return None
-    return {**kwargs, 'options': {**opts, 'freezing': True}}
+def compile_kwargs(kwargs:dict, serve:bool, device_type:str) -> dict:
+    "`torch.compile` arguments for training (never frozen) or for serving (frozen where asked, or where measured faster)"
+    opts = dict(kwargs.get('options') or {})
+    freeze = opts.pop('freezing', None)
+    if freeze is None: freeze = device_type in freezing_faster_on and kwargs.get('backend') in (None, 'inductor') and 'mode' not in kwargs
+    if serve and freeze: opts['freezing'] = True
+    rest = {k: v for k,v in kwargs.items() if k != 'options'}
+    return {**rest, 'options': opts} if opts else rest
 
 # %% ../nbs/01b_compiling.ipynb #e94c17be
 def now_us() -> int: return time.time_ns() // 1000  # the clock dynamo stamps its compiles with
@@ -99,7 +103,7 @@ def hooks_guarded(f):
 class ModelCompiler:
     "Compile a model in place with `torch.compile` (training or serving), record each compile, go eager where it fails"
     def __init__(self, kwargs:dict): # `torch.compile` arguments, as `check_compile` returns them
-        self.kwargs,self.events,self.failed,self.variant,self.impl,self.t0,self.announced = kwargs,[],None,None,None,None,set()
+        self.kwargs,self.events,self.failed,self.variant,self.impl,self.t0,self.announced,self.used = kwargs,[],None,None,None,None,set(),{}
     def __getstate__(self):  # a compiled callable doesn't pickle, and a pickled module comes back uncompiled anyway
         return {**self.__dict__, 'impl': None, 'variant': None, 't0': None, 'announced': set()}
 
@@ -113,10 +117,11 @@ class ModelCompiler:
         if self.compiled(model) and (serve or self.variant != 'frozen'): return  # a model compiled for training serves too
         if why := compile_unavailable(): return self._give_up(model, why)
         p = next(model.parameters(), None)
-        kw = (serve and frozen_kwargs(self.kwargs, p.device.type if p is not None else 'cpu')) or self.kwargs
-        model.compile(**isolated(kw))
+        self.used = compile_kwargs(self.kwargs, serve, p.device.type if p is not None else 'cpu')
+        model.compile(**isolated(self.used))
         model._compiled_call_impl = hooks_guarded(model._compiled_call_impl)
-        self.impl,self.variant,self.announced = model._compiled_call_impl,'frozen' if kw is not self.kwargs else 'train',set()
+        frozen = (self.used.get('options') or {}).get('freezing', False)
+        self.impl,self.variant,self.announced = model._compiled_call_impl,'frozen' if frozen else 'train',set()
 
     def detach(self, model:nn.Module):
         "`model` back to eager (compiled again at the next `attach`)"
@@ -150,8 +155,8 @@ class ModelCompiler:
                   f"ChannelsLast(compile): nothing to compile for {phase}: graphs compiled before serve it")
 
     def describe(self) -> str:
-        kw = {'backend': 'inductor', **self.kwargs, **({'options': {'freezing': True}} if self.variant == 'frozen' else {})}
-        return ', '.join(f"{k}={v!r}" for k,v in kw.items())
+        "The arguments the model was compiled with, as the log line shows them"
+        return ', '.join(f"{k}={v!r}" for k,v in {'backend': 'inductor', **self.used}.items())
 
     def fall_back(self, model:nn.Module, e:BaseException):
         "After compiling raised `e`: `model` eager from now on"

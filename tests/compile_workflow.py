@@ -65,7 +65,10 @@ fresh = learner(compile=True); fresh.load('m')
 preds = learn.get_preds()[0]
 res['load: same preds'] = bool(torch.allclose(fresh.get_preds()[0], preds, atol=1e-5))
 learn.export('export.pkl')
-served = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=True)
+sd = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=True); sd.get_preds(dl=dls.valid)
+res['served default'] = sd.channels_last.compiler.variant
+frozen = {'options': {'freezing': True}}  # asked for: freezing is on by default on no device yet
+served = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=frozen)
 served_preds = served.get_preds(dl=dls.valid)[0]
 eager_served = load_learner(out/'export.pkl', cpu=True).to_channelslast().get_preds(dl=dls.valid)[0]  # the same precision, eager
 res['served'] = dict(variant=served.channels_last.compiler.variant, graphs=len(served.channelslast_compiled()),
@@ -73,7 +76,7 @@ res['served'] = dict(variant=served.channels_last.compiler.variant, graphs=len(s
                      max_diff=float((served_preds - eager_served).abs().max()))
 # a second deployed learner of the same architecture, other weights: its own predictions, not the first one's
 other = learner(compile=True); fit(other, 1); other.export('other.pkl')
-served2 = load_learner(out/'other.pkl', cpu=True).to_channelslast(compile=True)
+served2 = load_learner(out/'other.pkl', cpu=True).to_channelslast(compile=frozen)
 eager2 = load_learner(out/'other.pkl', cpu=True).to_channelslast()
 res['second served: own preds'] = bool(torch.allclose(served2.get_preds(dl=dls.valid)[0], eager2.get_preds(dl=dls.valid)[0], atol=1e-5))
 # loading other weights into a frozen learner: the frozen graphs go, the new weights predict
@@ -81,7 +84,7 @@ other.save('other_w'); served.path = out; served.load('other_w')
 res['frozen then load: new weights'] = bool(torch.allclose(served.get_preds(dl=dls.valid)[0], eager2.get_preds(dl=dls.valid)[0], atol=1e-5))
 # training a served learner compiles it again, unfrozen
 served.dls = dls; fit(served, 1)
-res['served then fit'] = served.channels_last.compiler.variant
+res['served then fit'] = [served.channels_last.compiler.variant, served.channels_last.compiler.used]
 served.to_contiguous()
 res['to_contiguous'] = served.model._compiled_call_impl is None and not model_is_channels_last(served.model)
 res['recompile limit hit'] = limit_hits

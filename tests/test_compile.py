@@ -80,7 +80,8 @@ def test_save_load_export_and_serving(runs):
     s = r['served']  # in the CPU's fast precision (bf16 here), against the same eager
     assert s['variant'] == 'frozen' and s['graphs'] >= 1 and s['same_top1'] and s['max_diff'] < 0.05, s
     assert r['second served: own preds'] and r['frozen then load: new weights'], r
-    assert r['served then fit'] == 'train' and r['to_contiguous'], r
+    assert r['served then fit'] == ['train', {}] and r['to_contiguous'], r  # trained (and validated) unfrozen
+    assert r['served default'] == 'train', r  # not frozen unless asked (see `freezing_faster_on`)
 
 def test_no_cxx_compiler_trains_eager(runs):
     "Without a C++ compiler: one warning naming the cause, then every batch trains eager, in channels-last"
