@@ -27,6 +27,9 @@ of it), less now that only timed steps autotune; resnet50 training in 7 configs 
 8 minutes; what it can't hold is listed as skipped, and `--parts`/`--models` rerun just that in a second call.
 What is still open (2026-11-26): the mends (5 cases, estimated 25 s each at 224px: not yet run on a GPU), and the thrash
 survey and throughput the first runs did not reach: `--parts mends,thrash,others --models efficientnet_b0,regnety_032,resnet50_gn`.
+Layout against compile (2026-12-01): resnet50 and convnext_tiny train and predict in NCHW AMP compiled (inductor's own
+layouts) and `to_channelslast(compile=True)` beside the eager configs, so one run settles whether `compile=True` should
+still convert to channels-last on a GPU (`--parts resnet50,others --models convnext_tiny`).
 """
 import argparse, contextlib, gc, io, json, math, platform, signal, sys, time, traceback, warnings
 from pathlib import Path

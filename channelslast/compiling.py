@@ -104,8 +104,9 @@ class ModelCompiler:
     "Compile a model in place with `torch.compile` (training or serving), record each compile, go eager where it fails"
     def __init__(self, kwargs:dict): # `torch.compile` arguments, as `check_compile` returns them
         self.kwargs,self.events,self.failed,self.variant,self.impl,self.t0,self.announced,self.used = kwargs,[],None,None,None,None,set(),{}
-    def __getstate__(self):  # a compiled callable doesn't pickle, and a pickled module comes back uncompiled anyway
-        return {**self.__dict__, 'impl': None, 'variant': None, 't0': None, 'announced': set()}
+    def __getstate__(self):  # a compiled callable doesn't pickle, and a pickled module comes back uncompiled anyway;
+        # a failure was this machine's: the one that loads the learner tries again
+        return {**self.__dict__, 'impl': None, 'variant': None, 't0': None, 'announced': set(), 'failed': None}
 
     def compiled(self, model:nn.Module) -> bool:
         "Whether `model` runs the graphs this compiled (False for a copy, an unpickled model, or another model)"
@@ -118,7 +119,8 @@ class ModelCompiler:
         if why := compile_unavailable(): return self._give_up(model, why)
         p = next(model.parameters(), None)
         self.used = compile_kwargs(self.kwargs, serve, p.device.type if p is not None else 'cpu')
-        model.compile(**isolated(self.used))
+        try: model.compile(**isolated(self.used))
+        except Exception as e: return self._give_up(model, f"torch.compile refused it ({type(e).__name__}: {e})")  # a platform check of its own
         model._compiled_call_impl = hooks_guarded(model._compiled_call_impl)
         frozen = (self.used.get('options') or {}).get('freezing', False)
         self.impl,self.variant,self.announced = model._compiled_call_impl,'frozen' if frozen else 'train',set()
