@@ -74,8 +74,18 @@ def test_commands():
     assert bare.returncode == 2 and 'usage: channelslast {bench,check}' in bare.stdout
     assert res.returncode == 0 and '--size' in res.stdout and 'timm model name' in res.stdout
 
-def test_bench_end_to_end(tmp_path):
-    res = run('bench', '--steps', '2', '--repeats', '1', '--bs', '32', '--out', str(tmp_path))
+BENCH = {'train': ['--steps', '2', '--repeats', '1', '--bs', '32'], 'inference': ['--inference', '--steps', '2', '--repeats', '1'],
+         'compiled': ['--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16']}
+
+@pytest.fixture(scope='module')
+def bench_runs(tmp_path_factory) -> dict:
+    "name -> (result, --out folder) of the `bench` runs of BENCH, started together: none times anything the tests read"
+    outs = {k: tmp_path_factory.mktemp(k) for k in BENCH}
+    with ThreadPoolExecutor(len(BENCH)) as ex: res = list(ex.map(lambda k: run('bench', *BENCH[k], '--out', str(outs[k])), BENCH))
+    return {k: (r, outs[k]) for k,r in zip(BENCH, res)}
+
+def test_bench_end_to_end(bench_runs):
+    res,tmp_path = bench_runs['train']
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert any(l.startswith('model resnet10t, size 32, bs 32') for l in lines), res.stdout
@@ -83,9 +93,9 @@ def test_bench_end_to_end(tmp_path):
     for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock'): assert any(l.strip().startswith(cfg) for l in lines), cfg
     assert (tmp_path/'results.json').exists() and (tmp_path/'speed.png').stat().st_size > 1000
 
-def test_bench_inference(tmp_path):
+def test_bench_inference(bench_runs):
     "--inference times get_preds in every config and says how the predictions agree with NCHW fp32's"
-    res = run('bench', '--inference', '--steps', '2', '--repeats', '1', '--out', str(tmp_path))
+    res,tmp_path = bench_runs['inference']
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert any(l.startswith('model resnet10t') and l.endswith('mode inference') for l in lines), res.stdout
@@ -95,9 +105,9 @@ def test_bench_inference(tmp_path):
     assert float(row[-2]) == 1.0 and float(row[-1]) < 1e-3, row  # channels-last predicts what NCHW does
     assert json.loads((tmp_path/'results.json').read_text())['mode'] == 'inference' and (tmp_path/'speed.png').exists()
 
-def test_bench_inference_compiled(tmp_path):
+def test_bench_inference_compiled(bench_runs):
     "--inference --compile: the compiled configs predict what the eager ones do; compiling's seconds are their own column"
-    res = run('bench', '--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16', '--out', str(tmp_path))
+    res,tmp_path = bench_runs['compiled']
     assert res.returncode == 0, res.stderr
     assert 'compile s' in next(l for l in res.stdout.splitlines() if l.strip().startswith('config')), res.stdout
     assert any(l.startswith('ChannelsLast(compile): compiling ResNet') for l in res.stdout.splitlines()), res.stdout  # it said so
