@@ -12,13 +12,15 @@ from fastcore.script import call_parse
 from channelslast.all import *
 
 def train_configs(amp) -> dict:
+    "The four configurations in the CPU's fast precision (`amp` None: its default, float32 where bf16 is emulated)"
+    # not `bench_configs`: its AMP is the precision a device has, bf16 even where it is emulated
     return {'NCHW eager': lambda l: l.add_cb(MixedPrecision(amp)),
             'NCHW compiled': lambda l: nchw_compiled(l.add_cb(MixedPrecision(amp))),
             'CL eager': lambda l: l.to_channelslast(amp_mode=amp),
             'CL compiled': lambda l: l.to_channelslast(amp_mode=amp, compile=True)}
 
 def infer_configs(amp) -> dict:
-    "Each compiled configuration without and with inductor's freezing (which `compile=True` adds on a CPU for serving)"
+    "Each compiled configuration without and with inductor's freezing (asked for: it is off by default)"
     cfgs = train_configs(amp)
     return {'NCHW eager': cfgs['NCHW eager'],
             'NCHW compiled': lambda l: nchw_compiled(l.add_cb(MixedPrecision(amp)), options={'freezing': False}),
@@ -28,7 +30,7 @@ def infer_configs(amp) -> dict:
             'CL compiled (freezing)': lambda l: l.to_channelslast(amp_mode=amp, compile={'options': {'freezing': True}})}
 
 def nchw_compiled(l, **kwargs):
-    "NCHW compiled the plain way: `to_channelslast(compile=True)` would convert it first"
+    "NCHW compiled the plain way, with `torch.compile`'s `kwargs` (`to_channelslast(compile=...)` would convert it first)"
     l.model.compile(**kwargs); return l
 
 def table(model, dls, steps, repeats, configs, inference) -> pd.DataFrame:

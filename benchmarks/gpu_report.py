@@ -191,13 +191,10 @@ def train_configs(dev, compile:bool, trial_steps:int, picked:dict) -> dict:
             'CL bf16 (ours)': lambda l: l.to_channelslast(amp_mode='bf16'),
             'fastai stock': lambda l: l.add_cbs([FastaiChannelsLast(), FastaiMixedPrecision(amp)]),
             'auto (ours)': auto}
-    if compile: cfgs.update(compiled_configs(amp))
+    if compile:  # layout against compile: NCHW compiled as it is (inductor picks its layouts), and ours, `compile=True`
+        c = bench_configs(amp, dev.type, compile=True)
+        cfgs.update({f'NCHW AMP {amp} + compile': c['NCHW AMP compiled'], f'CL {amp} (ours) + compile': c['CL AMP compiled']})
     return cfgs
-
-def compiled_configs(amp:str) -> dict:
-    "Layout against compile: NCHW compiled as it is (inductor picks its layouts) and ours, `to_channelslast(compile=True)`"
-    def nchw(l): l.add_cb(MixedPrecision(amp)).model.compile(); return l
-    return {f'NCHW AMP {amp} + compile': nchw, f'CL {amp} (ours) + compile': lambda l: l.to_channelslast(amp_mode=amp, compile=True)}
 
 def throughput(rep:Report, dev, model:str, size:int, bs:int, steps:int, repeats:int, compile:bool, quick:bool):
     "Training and inference tables of `model`, and what utilisation and auto need from them"

@@ -19,7 +19,7 @@ from .mend import *
 from .amp import *
 from .auto import *
 from .compiling import *
-from .compiling import _inner
+from .compiling import _inner, _compiler
 
 # %% auto #0
 __all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'check_trial', 'mps_channels_last_slow', 'ChannelsLast']
@@ -130,8 +130,7 @@ class ChannelsLast(FastaiChannelsLast):
 # %% ../nbs/02_callback.ipynb #a31c3cc1
 def _uncompile(learn):
     "The model back to eager, if the attached `ChannelsLast` compiled it"
-    cl = getattr(learn, 'channels_last', None)
-    if getattr(cl, 'compiler', None) is not None: cl.compiler.detach(_inner(learn.model))
+    if (c := _compiler(learn)) is not None: c.detach(_inner(learn.model))
 
 def _keeps(old, amp_mode, kwargs) -> bool:
     "Whether a `to_channelslast` call with these arguments leaves the attached `MixedPrecision` `old` as it is"
