@@ -143,6 +143,7 @@ def model_device_type(learn:Learner) -> str:
 def device_time(device_type:str='cpu') -> float:
     "`time.perf_counter()`, read once the work queued on `device_type` has finished"
     if device_type == 'cuda': torch.cuda.synchronize()
+    elif device_type == 'mps': torch.mps.synchronize()
     return time.perf_counter()
 
 # %% ../nbs/01_amp.ipynb #1483f662

@@ -24,9 +24,10 @@ from .core import _guard_why
 from .amp import *
 from .compiling import now_us, compiles_since, compile_seconds
 from .callback import *
+from .profile import *
 
 # %% auto #0
-__all__ = ['digits_dls', 'synthetic_dls', 'bench_configs', 'benchmark']
+__all__ = ['digits_dls', 'synthetic_dls', 'bench_configs', 'benchmark', 'profile_configs', 'profile_table', 'profile_plot']
 
 # %% ../nbs/04_bench.ipynb #3bacbbe6
 class _Items(list):
@@ -190,6 +191,52 @@ def _with_speedups(df:pd.DataFrame) -> pd.DataFrame:
     df.insert(4, 'vs NCHW fp32', df['img/s'] / med.get('NCHW fp32', float('nan')))
     df.insert(5, 'vs fastai stock', df['img/s'] / med.get('fastai stock', float('nan')))
     return df
+
+# %% ../nbs/04_bench.ipynb #ac01fc51
+def profile_configs(
+    model:nn.Module|callable, # A model (copied for each config) or a function that makes one
+    dls:DataLoaders, # Data to train on
+    n_steps:int=10, # Timed steps per config (`Learner.channelslast_profile`)
+    warmup:int=2, # Untimed steps first
+    amp_mode:str=None, # Precision of the AMP configs; default: fp16 on GPUs, bf16 on CPUs
+    compile:bool=False, # Also the compiled configs
+    configs:dict=None, # Name -> set-up function; default `bench_configs(amp_mode, device, compile)`
+    loss_func=None, # Default: `nn.CrossEntropyLoss()`
+    lr:float=1e-3, # Learning rate of the steps
+) -> dict:
+    "Each configuration's step profile: name -> `Learner.channelslast_profile`'s table"
+    base = model() if callable(model) and not isinstance(model, nn.Module) else model
+    device = torch.device(getattr(dls, 'device', None) or 'cpu')
+    configs = configs or _runnable(bench_configs(amp_mode, device.type, compile), base, device)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # as in `benchmark`: slow precisions are there to be shown
+        for k,f in progress_bar(list(configs.items()), leave=False):
+            learn = f(Learner(dls, copy.deepcopy(base).to(device), loss_func=loss_func or nn.CrossEntropyLoss(), lr=lr))
+            out[k] = learn.channelslast_profile(n_steps=n_steps, warmup=warmup)
+    return out
+
+def profile_table(profiles:dict) -> pd.DataFrame:
+    "ms a step per phase (and the step, unsynced step, copies and host syncs), one column per configuration"
+    df = pd.DataFrame({k: p['ms/step'] for k,p in profiles.items()})
+    extra = {'unsynced step': 'unsynced ms/step', 'copies/step': 'copies/step', 'host syncs/step': 'host syncs/step'}
+    for row,a in extra.items():
+        vals = {k: p.attrs[a] for k,p in profiles.items()}
+        if any(v is not None for v in vals.values()): df.loc[row] = pd.Series(vals, dtype=float)
+    return df
+
+def profile_plot(profiles:dict, title:str=''):
+    "A matplotlib figure: one bar per configuration, its step_phases stacked (ms a step)"
+    import matplotlib.pyplot as plt
+    df = pd.DataFrame({k: p['ms/step'] for k,p in profiles.items()}).loc[step_phases].T
+    fig,ax = plt.subplots(figsize=(8, 1 + 0.5*len(df)))
+    left = pd.Series(0., index=df.index)
+    for i,ph in enumerate(step_phases):
+        ax.barh(df.index, df[ph], left=left, label=ph, color=f'C{i}'); left += df[ph]
+    ax.invert_yaxis(); ax.set_xlabel('ms a training step (median of each phase)'); ax.set_title(title, fontsize=10)
+    ax.legend(ncol=4, fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.25 - 0.5/len(df)))
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/04_bench.ipynb #f74af85e
 @patch

@@ -194,20 +194,22 @@ class ThrashReport:
 
 # %% ../nbs/03_check.ipynb #2641d9d5
 @contextmanager
-def _preserved(model:nn.Module):
-    "Put back `model`'s mode, tensors (layout and device), buffer values, gradients, guard hooks and layers after the block"
+def _preserved(model:nn.Module, eager:bool=True):
+    "Put back `model`'s mode, tensors (layout, device and values), gradients, guard hooks, layers and compiled state after the block"
     training,guarded,classes = model.training,set(guarded_layers(model)),{m: type(m) for m in model.modules()}
     # a model compiled in place (`compile=True`) runs eager in the block: the check is of the ops a layer runs, which
     # compiled kernels fuse out of the profiler's sight
-    compiled,model._compiled_call_impl = getattr(model, '_compiled_call_impl', None),None
+    compiled = getattr(model, '_compiled_call_impl', None)
+    if eager: model._compiled_call_impl = None
     ts = [*model.parameters(), *model.buffers()]
-    data,grads = [t.data for t in ts],[getattr(t, 'grad', None) for t in ts]
-    values = [b.detach().clone() for b in model.buffers()]
+    data = [t.data for t in ts]
+    grads = [g if g is None else g.detach().clone() for g in (t.grad for t in ts)]  # fastai's `zero_grad` zeroes in place
+    values = [t.detach().clone() for t in ts]  # a step trains parameters in place
     try: yield
     finally:
         for t,d,g in zip(ts, data, grads): t.data,t.grad = d,g
         with torch.no_grad():
-            for b,v in zip(model.buffers(), values): b.copy_(v)
+            for t,v in zip(ts, values): t.copy_(v)
         model.train(training)
         for n,m in model.named_modules():
             if n not in guarded: _remove_guard(m)  # the guard hooks the check added

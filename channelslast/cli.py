@@ -15,6 +15,7 @@ from fastcore.script import call_parse, parse_cli, CliError
 from .amp import check_amp_mode, cpu_description
 from .check import *
 from .bench import *
+from .profile import step_phases, _advice
 
 # %% auto #0
 __all__ = ['COMMANDS', 'check_size', 'image_folder_dls', 'check', 'bench', 'main']
@@ -181,12 +182,14 @@ def bench(
     data:str='digits', # digits (real, shipped with scikit-learn), synthetic, or an image folder PATH
     compile:bool=False, # Also time configs compiled in place by torch.compile (`to_channelslast(compile=True)`), compile seconds apart
     inference:bool=False, # Time inference (get_preds on STEPS validation batches) of MODEL trained an epoch first
-    out:str=None, # Folder to write results.json and speed.png to
+    profile:bool=False, # Instead of throughput: where each config's training step goes (batch wait, forward, backward, optimizer...)
+    out:str=None, # Folder to write results.json and speed.png (profile.png with --profile) to
 ):
     "Train MODEL (or predict with it) in each memory format and precision, and print throughput, speedups and more"
     try:
         _positive(bs=bs, steps=steps, repeats=repeats)  # a bad --size: `check_size` gives the usable range
         if amp_mode is not None: check_amp_mode(amp_mode)
+        if profile and inference: raise ValueError("--profile breaks down training steps; it can't go with --inference")
         dev = _device(device or _best_device())
         # every config holds a model and its optimizer state; the digits are upscaled in memory (twice, briefly)
         check_size(model, size, bs, dev, copies=len(bench_configs(amp_mode, dev.type, compile)), images=2*_in_memory.get(data, 0))
@@ -195,16 +198,41 @@ def bench(
         mk = lambda: model_from_name(model, num_classes=n_out)
         mk()  # a bad name fails here, before any training
     except ValueError as e: raise CliError(f"channelslast bench: {e}") from None
-    df = benchmark(_trained(mk(), dls) if inference else mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode,
-                   compile=compile, inference=inference)
-    info = dict(model=model, size=size, bs=bs, steps=steps, repeats=repeats, device=str(dev), data=data, amp_mode=amp_mode,
-                mode='inference' if inference else None)
+    info = dict(model=model, size=size, bs=bs, steps=steps, repeats=None if profile else repeats, device=str(dev), data=data,
+                amp_mode=amp_mode, mode='inference' if inference else 'profile' if profile else None)
     if dev.type == 'cpu': info['cpu'] = cpu_description()  # a CPU figure means little without the CPU
     print(', '.join(f"{k} {v}" for k,v in info.items() if v is not None and k != 'cpu'))
     if 'cpu' in info: print(f"cpu: {info['cpu']}")
+    if profile: return _print_profile(profile_configs(mk, dls, n_steps=steps, amp_mode=amp_mode, compile=compile), info, out)
+    df = benchmark(_trained(mk(), dls) if inference else mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode,
+                   compile=compile, inference=inference)
     print(df.round(3).to_string(index=False))
     if out: _write(Path(out), df, info)
     return df
+
+def _print_profile(profiles:dict, info:dict, out:str=None):
+    "Print `profile_table` (each phase's ms and share of its config's step), the fastest config's main cost and what to do"
+    pt = profile_table(profiles)
+    show = pt.map(lambda v: f"{v:.0f}" if v == v else '-')  # counts
+    for r in [*step_phases, 'step', 'unsynced step']:
+        show.loc[r] = [f"{v:.1f}" + (f" {v/pt.loc['step', k]:4.0%}" if r in step_phases else '') for k,v in pt.loc[r].items()]
+    print(f"ms a training step (median of {info['steps']}; share of the step):")
+    print(show.to_string())
+    best = pt.loc['step'].idxmin()
+    s = profiles[best].drop('step').share
+    print(f"fastest: {best}; most of its step: {s.idxmax()} ({s.max():.0%}): {_advice[s.idxmax()]}")
+    if out: _write_profile(Path(out), profiles, pt, info)
+    return pt
+
+def _write_profile(out:Path, profiles:dict, pt, info:dict):
+    "results.json (each config's phases and counts) and profile.png (its stacked bars) in `out`"
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    out.mkdir(parents=True, exist_ok=True)
+    res = {k: dict(phases=p['ms/step'].to_dict(), share=p['share'].to_dict(), **p.attrs) for k,p in profiles.items()}
+    (out/'results.json').write_text(json.dumps(dict(info, profile=res), indent=2, default=str))
+    title = f"{info['model']}, {info['size']}px, bs {info['bs']}, {info['device']}" + (f"\n{info['cpu']}" if 'cpu' in info else '')
+    fig = profile_plot(profiles, title); fig.savefig(out/'profile.png', dpi=100); plt.close(fig)
 
 def _write(out:Path, df, info):
     "results.json and speed.png (img/s per config, min-max as error bars) in `out`"
