@@ -4,11 +4,13 @@
     python benchmarks/gpu_report.py --quick --out DIR    # anywhere, a CPU too: tiny models and sizes (CI runs it)
 
 Writes DIR/gpu_report.md and DIR/gpu_report.json, rewritten after every step, with these sections (the same headings
-with `--quick`): Environment, CUDA correctness, Mends, Training throughput, Inference throughput, Utilisation, Auto, Thrash.
+with `--quick`): Environment, CUDA correctness, Mends, Training throughput, Inference throughput, Utilisation, Auto,
+Step breakdown, Thrash.
 Each step runs guarded: a failure is recorded with its error and the report goes on; a step that would start past the
 time budget is recorded as skipped. Steps run in order of worth: correctness, the mends for CUDA's kernels
-(`benchmarks/mend_device.py`: whether each is faster, so on by default), resnet50, the thrash survey, then the other
-models. Throughput: data made once on the device (no input pipeline in the figures), warm-up rounds untimed
+(`benchmarks/mend_device.py`: whether each is faster, so on by default), resnet50, the step breakdown (resnet18 and
+resnet50 with fastai's Adam and torch's fused AdamW: where a step's time goes, host syncs counted), the thrash survey,
+then the other models. Throughput: data made once on the device (no input pipeline in the figures), warm-up rounds untimed
 (kernel selection, compilation, the `auto` trial), configs interleaved round by round, median img/s with min and max.
 Weights are random (untrained): `top1 agree` compares near-ties, a worst case.
 
@@ -30,6 +32,8 @@ survey and throughput the first runs did not reach: `--parts mends,thrash,others
 Layout against compile (2026-12-01): resnet50 and convnext_tiny train and predict in NCHW AMP compiled (inductor's own
 layouts) and `to_channelslast(compile=True)` beside the eager configs, so one run settles whether `compile=True` should
 still convert to channels-last on a GPU (`--parts resnet50,others --models convnext_tiny`).
+Step breakdown (2026-12-01): the next run's one call, everything still open (the `breakdown` part est. 90 s):
+`--parts correctness,mends,breakdown,thrash,others --models convnext_tiny,efficientnet_b0,regnety_032,resnet50_gn`.
 """
 import argparse, contextlib, gc, io, json, math, platform, signal, sys, time, traceback, warnings
 from pathlib import Path
@@ -44,7 +48,8 @@ from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from channelslast.all import *
 import device_checks, mend_device
 
-SECTIONS = ['Environment', 'CUDA correctness', 'Mends', 'Training throughput', 'Inference throughput', 'Utilisation', 'Auto', 'Thrash']
+SECTIONS = ['Environment', 'CUDA correctness', 'Mends', 'Training throughput', 'Inference throughput', 'Utilisation', 'Auto',
+            'Step breakdown', 'Thrash']
 # the survey page's models (and resnetblur50), first those whose layers CUDA kernels are said to treat otherwise
 # (GroupNorm; BlurPool's reflect pad)
 SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet18', 'resnet50', 'resnet26t', 'resnext50_32x4d', 'regnetx_002', 'regnety_032', 'efficientnet_b0',
@@ -52,7 +57,9 @@ SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet1
           'dm_nfnet_f0', 'densenet121', 'inception_v3', 'seresnext26d_32x4d',
           'ecaresnet26t', 'res2net50_26w_4s', 'resnest14d', 'dla34', 'cspdarknet53', 'rexnet_100', 'repvgg_a2',
           'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'swin_tiny_patch4_window7_224']
-PARTS = ['correctness', 'mends', 'resnet50', 'thrash', 'others']  # the environment always comes first
+PARTS = ['correctness', 'mends', 'resnet50', 'breakdown', 'thrash', 'others']  # the environment always comes first
+# the step breakdown's models, sizes and batches: what fastai users train, where the host's share may be large
+BREAKDOWN = [('resnet18', 224, 64), ('resnet50', 224, 64), ('resnet50', 224, 256)]
 OTHERS = ['convnext_tiny', 'efficientnet_b0', 'regnety_032', 'resnet50_gn']  # at batch 128
 TRANSFORMERS = ('vit_', 'deit_', 'swin_')  # run at the 224px their position embeddings are built for
 # dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s (the first name found in the device name wins)
@@ -354,6 +361,37 @@ def mends(rep:Report, dev, quick:bool):
             f"least 1.05, the mended slowest round above the native median) means: put '{dev.type}' in that op's "
             f"`device_losses.faster_on`, and the figures in its `speed`.\n\n{_md(pd.DataFrame(rows))}\n", rows=rows)
 
+def optimizers() -> dict:
+    "Name -> `opt_func`: fastai's `Adam` (a few ops per parameter tensor) and torch's fused `AdamW` through `OptimWrapper`"
+    from functools import partial
+    from fastai.optimizer import Adam, OptimWrapper
+    return {'fastai Adam': Adam, 'torch AdamW(fused)': partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True))}
+
+def breakdown(rep:Report, dev, quick:bool):
+    "Where a fastai training step goes (ours: channels-last, AMP), with each optimizer: `Learner.channelslast_profile`"
+    import timm
+    n_steps,warmup = (3, 1) if quick else (10, 3)
+    rows = []
+    for model,size,bs in [('resnet10t', 32, 16)] if quick else BREAKDOWN:
+        def one():
+            dls = device_dls(size, bs, warmup + 2*n_steps + 2, dev)  # the profile's steps in one epoch
+            cfgs = {k: (lambda l, f=f: _with_opt(l, f).to_channelslast()) for k,f in optimizers().items()}
+            return profile_configs(lambda: timm.create_model(model, num_classes=10), dls, n_steps=n_steps, warmup=warmup, configs=cfgs)
+        profs = rep.step('Step breakdown', f'{model} bs {bs}', _autotuned(one), est=10 if quick else 30)
+        for opt,p in (profs or {}).items():
+            rows.append(dict(model=model, size=size, bs=bs, optimizer=opt, **{ph: p.loc[ph, 'ms/step'] for ph in step_phases},
+                             step=p.loc['step', 'ms/step'], **{f'{ph} share': p.loc[ph, 'share'] for ph in ('optimizer step', 'other')},
+                             unsynced=p.attrs['unsynced ms/step'], copies=p.attrs['copies/step'], host_syncs=p.attrs['host syncs/step']))
+    if rows:
+        rep.add('Step breakdown', "ms a training step of ours (`to_channelslast()`, the device's default AMP) per phase "
+                f"(`learn.channelslast_profile`, median of {n_steps} steps, the device synchronised at each phase boundary; "
+                "`unsynced`: the plain steps between them), with fastai's `Adam` and with torch's fused `AdamW` through fastai's "
+                "`OptimWrapper`; `host_syncs`: per step, counted by `torch.cuda.set_sync_debug_mode` (none counted off CUDA).\n\n"
+                + _md(pd.DataFrame(rows)) + '\n', rows=rows)
+
+def _with_opt(learn, opt_func):
+    learn.opt_func = opt_func; return learn
+
 def summarise(rep:Report):
     "The Utilisation and Auto tables from the rows the model steps left"
     u = rep.data['Utilisation'].get('rows')
@@ -393,6 +431,7 @@ def main():
         others = [(m, 224, 128, 8, 3, m == 'convnext_tiny') for m in (a.models.split(',') if a.models else OTHERS)]
     for p in plan if 'resnet50' in parts else []: throughput(rep, dev, *p, quick=a.quick)
     summarise(rep)
+    if 'breakdown' in parts: breakdown(rep, dev, a.quick)
     if 'thrash' in parts: thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)
     for p in others if 'others' in parts else []:
         throughput(rep, dev, *p, quick=a.quick)

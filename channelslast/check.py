@@ -126,6 +126,17 @@ def _target_losses(events, target:str, device_type:str, mended:set=frozenset()) 
 # %% ../nbs/03_check.ipynb #75d7e481
 def _mb(n): return f"{n/2**20:.2f} MB"
 
+def _fold(names:list, verbose:bool=False, shown:int=3) -> str:
+    "`names` joined, or the first `shown` and how many more unless `verbose`"
+    if verbose or len(names) <= shown + 1: return ', '.join(names)
+    return ', '.join(names[:shown]) + f", ... (+{len(names) - shown})"
+
+def _grouped(names:list, types:dict, verbose:bool=False, what:str='') -> list:
+    "One line per layer type: `name (Type)` for a lone layer, `Type xN[: what]: names...` (folded) for several"
+    groups = {}
+    for n in names: groups.setdefault(types.get(n, '?'), []).append(n or '(model)')
+    return [f"  {ns[0]} ({t}){what}" if len(ns) == 1 else f"  {t} x{len(ns)}{what}: {_fold(ns, verbose)}" for t,ns in groups.items()]
+
 class ThrashReport:
     "Where a model loses channels-last (`thrash_points`), one row per leaf module (`df`), and the conversion copies"
     def __init__(self,
@@ -140,6 +151,7 @@ class ThrashReport:
         target:str=None, # Device type reported for; default: `device`
         target_points:pd.DataFrame=None, # Points only `target`'s kernels lose (`device_losses`): module, op, evidence, seen
         mended:dict=None, # Layers that run a format-keeping version of their own (`mend_model`) -> the devices where they do
+        verbose:bool=False, # The printed report names every layer; by default a type's layers are folded after three
     ):
         store_attr(); self.guarded,self.target,self.mended = guarded or [],target or device,mended or {}
         if target_points is None: self.target_points = pd.DataFrame(columns=['module', 'op', 'evidence', 'seen'])
@@ -158,26 +170,32 @@ class ThrashReport:
     @property
     def bwd_bytes(self) -> int: return self._count('backward')[1]
 
-    def __repr__(self):
+    def __repr__(self): return self.text(self.verbose)
+
+    def text(self, verbose:bool=False) -> str:
+        "The report: the verdict, then its points grouped by layer type (and op), each type's layers folded unless `verbose`"
         n,nt,other = len(self.thrash_points),len(self.target_points),self.target != self.device
         pts = lambda k: f"{k} point{'s'*(k>1)}"
         verdict = (f"THRASHES: channels-last is lost at {pts(n)}" if n else
                    f"THRASHES on {self.target}: channels-last is lost at {pts(nt)} there (by the kernel table), none on {self.device}" if nt else
                    "OK: channels-last end to end" + (f" on {self.device}, and on {self.target} by the kernel table" if other else ''))
-        lines = [f"{self.name}: {verdict}"]
-        lines += [f"  {n or '(model)'} ({self.types.get(n, '?')})" for n in self.thrash_points]
+        lines = [f"{self.name}: {verdict}", *_grouped(self.thrash_points, self.types, verbose)]
         if other and n:
             lines.append(f"on {self.target}, by the kernel table (not run there): " + (f"also lost at {pts(nt)}" if nt else 'no more points'))
-        lines += [f"  {r.module} ({self.types.get(r.module, '?')}): {r.op} returns NCHW on {self.target} ({r.evidence}; seen: {r.seen})"
-                  for r in self.target_points.itertuples()]
+        tp = self.target_points
+        for op,g in tp.groupby('op', sort=False):
+            lines += _grouped(list(g.module), self.types, verbose, f": {op} returns NCHW on {self.target}")
+        for op,g in tp.drop_duplicates('op').groupby('op', sort=False):  # the evidence once per op
+            lines.append(f"    {op}: {g.evidence.iloc[0]}; seen: {g.seen.iloc[0]}")
         if nt: lines.append(f"  mend='all' (check --mend-all) runs NHWC versions of these layers there instead (see `device_losses`)")
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")
-            lines += [f"  {n} ({self.types.get(n, '?')})" for n in self.guarded]
+            lines += _grouped(self.guarded, self.types, verbose)
         if self.mended:
             on = lambda d: '' if set(d) == set(targets) else f" (on {', '.join(d)})"  # a mend for some devices' kernels
             kinds = pd.Series([(self.types.get(n, '?'), on(d)) for n,d in self.mended.items()]).value_counts()
             lines.append("mended: " + ', '.join(f"{k} x{v}{o}" for (k,o),v in kinds.items()) + " (format-keeping versions, see `mend_model`)")
+        if not verbose and any('... (+' in l for l in lines): lines.append("  (layers folded: report.text(verbose=True), or check --verbose, names them all)")
         if not self.copies_counted:
             lines.append(f"layout-changing copies: not counted (the profiler of torch {torch.__version__} records no strides)")
             return '\n'.join(lines)
@@ -187,9 +205,9 @@ class ThrashReport:
                      f"backward {self.bwd_copies} ({_mb(self.bwd_bytes)}; {nw} of them weight-gradient shaped)")
         return '\n'.join(lines)
 
-    def show(self):
-        "Print the verdict and return the rows of the modules that lose the format"
-        print(repr(self))
+    def show(self, verbose:bool=False):
+        "Print the report (every layer named if `verbose`) and return the rows of the modules that lose the format"
+        print(self.text(verbose))
         return self.df[self.df.thrash]
 
 # %% ../nbs/03_check.ipynb #2641d9d5
@@ -203,13 +221,14 @@ def _preserved(model:nn.Module, eager:bool=True):
     if eager: model._compiled_call_impl = None
     ts = [*model.parameters(), *model.buffers()]
     data = [t.data for t in ts]
-    grads = [g if g is None else g.detach().clone() for g in (t.grad for t in ts)]  # fastai's `zero_grad` zeroes in place
+    grads = [getattr(t, 'grad', None) for t in ts]
     values = [t.detach().clone() for t in ts]  # a step trains parameters in place
+    values += [g.detach().clone() for g in grads if g is not None]  # and fastai's `zero_grad` zeroes gradients in place
     try: yield
     finally:
         for t,d,g in zip(ts, data, grads): t.data,t.grad = d,g
         with torch.no_grad():
-            for t,v in zip(ts, values): t.copy_(v)
+            for t,v in zip([*ts, *(g for g in grads if g is not None)], values): t.copy_(v)
         model.train(training)
         for n,m in model.named_modules():
             if n not in guarded: _remove_guard(m)  # the guard hooks the check added

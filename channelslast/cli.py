@@ -120,6 +120,7 @@ def check(
     target:str=None, # Device to report for (cpu, cuda, mps): where its kernels lose the format too; default: DEVICE
     no_mend:bool=False, # Run the layers that lose the format as they are, not mended
     mend_all:bool=False, # Also the mends not measured faster on a device yet (the CUDA kernels' GroupNorm, padding...)
+    verbose:bool=False, # Name every layer (and print each one's row), not three of each layer type
 ):
     "Find where MODEL loses the channels-last format, and count the conversion copies"
     try:
@@ -130,8 +131,11 @@ def check(
         mend = 'all' if mend_all else not no_mend
         report = check_channels_last(model_from_name(model), (bs, 3, size, size), device=dev, name=model, target=target, mend=mend)
     except ValueError as e: raise CliError(f"channelslast check: {e}") from None
-    print(report)
-    if report.thrash_points: print(report.df[report.df.thrash].to_string(index=False))
+    print(report.text(verbose))
+    rows = report.df[report.df.thrash]
+    if len(rows) and not verbose and rows.type.duplicated().any():
+        rows = rows.drop_duplicates('type'); print("the first layer of each type (--verbose: every layer):")
+    if len(rows): print(rows.to_string(index=False))
     return report
 
 def _available() -> list:

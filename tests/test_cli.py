@@ -43,6 +43,13 @@ def test_check_names_guarded_layer():
     assert 'repvgg_a2: OK' in res.stdout and 'guarded on CPUs: 1 layer run in NCHW' in res.stdout, res.stdout
     assert '  stem.conv_1x1.conv (Conv2d)' in res.stdout and res.stderr == '', res.stdout + res.stderr
 
+def test_check_fits_a_screen():
+    "resnet50_gn for CUDA: 53 GroupNorms in one line, the evidence once; --verbose names every one"
+    short,full = runs(['check', 'resnet50_gn', '--size', '32', '--target', 'cuda'], ['check', 'resnet50_gn', '--size', '32', '--target', 'cuda', '--verbose'])
+    assert short.returncode == 0 and len(short.stdout.splitlines()) <= 40, short.stdout
+    assert 'GroupNorm x53: native_group_norm returns NCHW on cuda: bn1, ' in short.stdout and short.stdout.count('#111824') == 1, short.stdout
+    assert 'layer4.2.bn3' not in short.stdout and 'layer4.2.bn3' in full.stdout and full.stdout.count('#111824') == 1, full.stdout
+
 def test_check_torchvision():
     res = run('check', 'torchvision:resnet18', '--size', '32', '--bs', '2')
     assert res.returncode == 0 and 'torchvision:resnet18: OK' in res.stdout, res.stderr
@@ -75,7 +82,8 @@ def test_commands():
     assert res.returncode == 0 and '--size' in res.stdout and 'timm model name' in res.stdout
 
 BENCH = {'train': ['--steps', '2', '--repeats', '1', '--bs', '32'], 'inference': ['--inference', '--steps', '2', '--repeats', '1'],
-         'compiled': ['--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16']}
+         'compiled': ['--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16'],
+         'profile': ['--profile', '--model', 'resnet50', '--size', '32', '--bs', '8', '--steps', '2']}
 
 @pytest.fixture(scope='module')
 def bench_runs(tmp_path_factory) -> dict:
@@ -92,6 +100,22 @@ def test_bench_end_to_end(bench_runs):
     assert any(l.startswith('cpu: ') and 'native bf16: ' in l for l in lines), res.stdout  # the figures name the CPU
     for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock'): assert any(l.strip().startswith(cfg) for l in lines), cfg
     assert (tmp_path/'results.json').exists() and (tmp_path/'speed.png').stat().st_size > 1000
+    assert len(lines) <= 40, res.stdout
+
+def test_bench_profile(bench_runs):
+    "--profile on a 50-layer model: each config's phases side by side, in a screen, with what to do about the main cost"
+    res,tmp_path = bench_runs['profile']
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) <= 40 and any(l.startswith('model resnet50') and l.endswith('mode profile') for l in lines), res.stdout
+    for ph in ('batch wait', 'forward', 'loss', 'backward', 'optimizer step', 'zero_grad', 'other', 'step', 'copies/step'):
+        assert sum(l.startswith(ph) for l in lines) >= 1, (ph, res.stdout)
+    assert any(l.startswith('fastest: ') and 'most of its step: ' in l for l in lines), res.stdout
+    prof = json.loads((tmp_path/'results.json').read_text())['profile']
+    for cfg,p in prof.items():
+        total = sum(v for k,v in p['phases'].items() if k != 'step')
+        assert abs(total - p['phases']['step']) < 0.1 * p['phases']['step'], (cfg, p['phases'])  # the phases add up to the step
+    assert (tmp_path/'profile.png').stat().st_size > 1000
 
 def test_bench_inference(bench_runs):
     "--inference times get_preds in every config and says how the predictions agree with NCHW fp32's"

@@ -43,6 +43,9 @@ def test_quick_report_figures(quick):
     m = mends[0]
     assert m['faster'] == (m['mended / native'] >= 1.05 and m['mended min'] > m['native img/s']) and m['mended min'] <= m['mended img/s']
     assert all(r['picked'] != 'None' and r['auto_vs_best'] > 0 for r in s['Auto']['rows'])  # the trial ended in the warm-up
+    bd = s['Step breakdown']['rows']  # each optimizer's step, broken down; host syncs counted on CUDA only
+    assert [r['optimizer'] for r in bd] == ['fastai Adam', 'torch AdamW(fused)'] and all(r['step'] > 0 and r['optimizer step'] > 0 for r in bd), bd
+    assert all(r['host_syncs'] is None and r['copies'] >= 1 for r in bd), bd
     thrash = {r['model']: r for r in s['Thrash']['rows']}
     # mended, TResNet's SpaceToDepth keeps the format on the CPU; the kernel table says CUDA loses it at BlurPool's reflect pad
     assert thrash['tresnet_m']['cpu thrash'] == 0 and thrash['tresnet_m']['predicted (--target cuda)'] == 'BlurPool2d x3'
