@@ -22,7 +22,7 @@ from fastai.learner import Learner
 from .core import *
 from .kernels import *
 from .mend import *
-from .core import _guard_range, _guard_why, _remove_guard
+from .core import _guard_range, _guard_why, _remove_guard, _fold
 from .mend import _original
 
 # %% auto #0
@@ -125,11 +125,6 @@ def _target_losses(events, target:str, device_type:str, mended:set=frozenset()) 
 
 # %% ../nbs/03_check.ipynb #75d7e481
 def _mb(n): return f"{n/2**20:.2f} MB"
-
-def _fold(names:list, verbose:bool=False, shown:int=3) -> str:
-    "`names` joined, or the first `shown` and how many more unless `verbose`"
-    if verbose or len(names) <= shown + 1: return ', '.join(names)
-    return ', '.join(names[:shown]) + f", ... (+{len(names) - shown})"
 
 def _grouped(names:list, types:dict, verbose:bool=False, what:str='') -> list:
     "One line per layer type: `name (Type)` for a lone layer, `Type xN[: what]: names...` (folded) for several"

@@ -84,9 +84,14 @@ def guarded_layers(model:nn.Module) -> list:
     "Names of the layers of `model` that the CPU guard runs in NCHW"
     return [n for n,m in model.named_modules() if _guard_pre in m._forward_pre_hooks.values()]
 
+def _fold(names:list, verbose:bool=False, shown:int=3) -> str:
+    "`names` joined, or the first `shown` and how many more unless `verbose`: a message fits a screen"
+    if verbose or len(names) <= shown + 1: return ', '.join(names)
+    return ', '.join(names[:shown]) + f", ... (+{len(names) - shown})"
+
 def _guard_msg(model, names) -> str:
     return (f"channels-last: {len(names)} layer{'s'*(len(names)>1)} of {type(model).__name__} keep{'s'*(len(names)==1)} NCHW "
-            f"on CPUs: {', '.join(names)}. Why: {_guard_why}. The rest of the model is channels-last.")
+            f"on CPUs: {_fold(names)}. Why: {_guard_why}. The rest of the model is channels-last.")
 
 # %% ../nbs/00_core.ipynb #e1fbd44d
 def _nchw_strides(shape) -> tuple:

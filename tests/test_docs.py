@@ -46,7 +46,7 @@ def test_site_in_chromium(site, chromium):
     from playwright.sync_api import sync_playwright
     docs = _docs_module()
     names = [docs.page_name(f) for f in docs.notebooks()]
-    assert {'index.html', 'tutorial.html', 'core.html', 'callback.html', 'auto.html', 'compiling.html', 'checkpoint.html', 'bench.html', 'survey.html', 'benchmarks.html'} <= set(names)
+    assert {'index.html', 'tutorial.html', 'core.html', 'callback.html', 'auto.html', 'compiling.html', 'checkpoint.html', 'profile.html', 'bench.html', 'survey.html', 'benchmarks.html'} <= set(names)
     assert sorted(p.name for p in site_dir.glob('*.html')) == sorted(names)  # a page for every notebook, nothing else
     ids = {n: _ids((site_dir/n).read_text()) for n in names}
     shots.mkdir(exist_ok=True)

@@ -28,6 +28,14 @@ def test_benchmark_script():
     assert len(rows) == 4, res.stdout
     assert all(float(r.split('|')[2]) > 0 for r in rows), res.stdout
 
+def test_profile_script():
+    "The step-breakdown benchmark runs end to end: both optimizers profiled, their phases adding up to the step"
+    res = run('benchmarks/profile_cpu.py', '--model', 'resnet10t', '--size', '32', '--bs', '8', '--steps', '2', '--md')
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'fastai Adam:' in res.stdout and 'torch AdamW(fused):' in res.stdout and 'optimizer step' in res.stdout, res.stdout
+    steps = [float(l.split('|')[2]) for l in res.stdout.splitlines() if l.startswith('| step ')]
+    assert len(steps) == 2 and all(s > 0 for s in steps), res.stdout
+
 def test_mend_benchmark_script():
     "The mending benchmark runs end to end: the three configs measured and both ratios printed, positive"
     res = run('benchmarks/mend_cpu.py', '--models', 'tresnet_m', '--size', '32', '--bs', '2', '--steps', '1', '--repeats', '1', '--md')
