@@ -20,7 +20,7 @@ from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
 from fastai.metrics import accuracy
 from .core import *
-from .core import _guard_why
+from .core import _guard_why, _fold
 from .amp import *
 from .compiling import now_us, compiles_since, compile_seconds
 from .callback import *
@@ -133,7 +133,7 @@ def _runnable(configs:dict, model:nn.Module, device) -> dict:
     "`configs` less 'fastai stock' where fastai's callback would crash the process (our guard can't reach into it)"
     bad = [n for n,m in model.named_modules() if needs_cpu_guard(m)] if device.type == 'cpu' else []
     if not bad or 'fastai stock' not in configs: return configs
-    warnings.warn(f"benchmark: 'fastai stock' left out: fastai's ChannelsLast puts {', '.join(bad)} in channels-last, and "
+    warnings.warn(f"benchmark: 'fastai stock' left out: fastai's ChannelsLast puts {_fold(bad)} in channels-last, and "
                   f"{_guard_why}; our configurations guard it (see `needs_cpu_guard`)")
     return {k: v for k,v in configs.items() if k != 'fastai stock'}
 

@@ -159,7 +159,8 @@ def profile_summary(df:pd.DataFrame) -> str:
           f"{a['copies/step']} format-conversion copies a step ({a['copied MB/step']:.1f} MB)")
     hs = '' if a['host syncs/step'] is None else f", {a['host syncs/step']} host syncs a step"
     top = df.drop('step').share.idxmax()
-    return '\n'.join([f"{a['steps']} timed steps; {how}", cp + hs, f"most time: {top} ({df.share[top]:.0%}): {_advice[top]}"])
+    trained = f"{a['trained']} steps trained, then the learner put back as it was; " if 'trained' in a else ''
+    return '\n'.join([f"{trained}{a['steps']} timed steps; {how}", cp + hs, f"most time: {top} ({df.share[top]:.0%}): {_advice[top]}"])
 
 # %% ../nbs/03a_profile.ipynb #61e7695b
 def _check_count(name:str, v, least:int):
@@ -181,4 +182,6 @@ def channelslast_profile(self:Learner,
     with _kept(self), self.no_bar(), self.no_logging():
         self.fit(math.ceil(total / n_batches) + 1, lr=lr, cbs=[_Mark(clock, 0), _Mark(clock, 1)])
     if len(clock.timed) < n_steps: raise RuntimeError(f"channelslast_profile: the fit ended after {clock.step} of {total} steps (a callback cancelled it?)")
-    return _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs)
+    df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs)
+    df.attrs['trained'] = clock.step + 1  # warm-up, timed, plain and the counted step: all undone
+    return df

@@ -83,7 +83,7 @@ def test_commands():
 
 BENCH = {'train': ['--steps', '2', '--repeats', '1', '--bs', '32'], 'inference': ['--inference', '--steps', '2', '--repeats', '1'],
          'compiled': ['--inference', '--compile', '--steps', '2', '--repeats', '1', '--size', '16', '--bs', '16'],
-         'profile': ['--profile', '--model', 'resnet50', '--size', '32', '--bs', '8', '--steps', '2']}
+         'profile': ['--profile', '--model', 'resnet50', '--size', '32', '--bs', '4', '--steps', '2']}
 
 @pytest.fixture(scope='module')
 def bench_runs(tmp_path_factory) -> dict:
