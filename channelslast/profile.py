@@ -43,8 +43,8 @@ for _e in _events: setattr(_Mark, _e, lambda self, e=_e: self.clock.mark(e, self
 # %% ../nbs/03a_profile.ipynb #fc456f45
 class _StepClock:
     "Steps after `warmup`: `n` timed at every mark and `n` plain ones in turns, then one counted; then the fit ends"
-    def __init__(self, device_type:str, warmup:int, n:int):
-        self.device_type,self.warmup,self.n = device_type,warmup,n
+    def __init__(self, device_type:str, warmup:int, n:int, busy=lambda: False):
+        self.device_type,self.warmup,self.n,self.busy = device_type,warmup,n,busy
         self.step,self.t_end,self.t = 0,None,{}
         self.timed,self.plain,self.copies,self.syncs = [],[],None,None
 
@@ -63,6 +63,7 @@ class _StepClock:
         if not last: return
         if stage == 'count': self._stop_count(); raise CancelFitException()
         t = device_time(self.device_type)
+        if stage == 'warmup' and self.busy(): self.warmup += 1  # e.g. `ChannelsLast(auto=True)`'s trial: not what trains after it
         if stage == 'timed': self.timed.append(self._phases(t))
         if stage == 'plain' and self.t_end is not None: self.plain.append(t - self.t_end)
         self.t_end,self.t,self.step = t,{},self.step + 1
@@ -84,11 +85,13 @@ class _StepClock:
             self.caught = warnings.catch_warnings(record=True); self.warned = self.caught.__enter__(); warnings.simplefilter('always')
 
     def _stop_count(self):
+        if getattr(self, 'prof', None) is None: return  # not counting (or stopped already)
         if self.device_type == 'cuda':
             torch.cuda.set_sync_debug_mode(self.sync_mode); self.caught.__exit__(None, None, None)
             self.syncs = sum('synchronizing CUDA operation' in str(w.message) for w in self.warned)
         self.prof.__exit__(None, None, None)
         if _records_strides: self.copies = pd.DataFrame(_conversions(self.prof.events(), 'step'), columns=['bytes'])
+        self.prof = None
 
 # %% ../nbs/03a_profile.ipynb #293b0bed
 def _metrics(cb) -> list:
@@ -177,11 +180,13 @@ def channelslast_profile(self:Learner,
     _check_count('n_steps', n_steps, 1); _check_count('warmup', warmup, 0)
     n_batches = len(self.dls.train)
     if n_batches == 0: raise ValueError("channelslast_profile: dls.train has no batches (fewer items than its batch size, with drop_last?)")
-    clock = _StepClock(model_device_type(self), warmup, n_steps)
-    total = warmup + 2*n_steps + 1
+    # an `auto` trial not yet decided runs first, in the warm-up, which waits for its decision
+    clock = _StepClock(model_device_type(self), warmup, n_steps, busy=lambda: getattr(getattr(self, 'channels_last', None), 'trial_running', False))
+    total = warmup + 2*n_steps + 1 + 64  # room for a trial: the fit ends when the profile has its steps
     with _kept(self), self.no_bar(), self.no_logging():
-        self.fit(math.ceil(total / n_batches) + 1, lr=lr, cbs=[_Mark(clock, 0), _Mark(clock, 1)])
-    if len(clock.timed) < n_steps: raise RuntimeError(f"channelslast_profile: the fit ended after {clock.step} of {total} steps (a callback cancelled it?)")
+        try: self.fit(math.ceil(total / n_batches) + 1, lr=lr, cbs=[_Mark(clock, 0), _Mark(clock, 1)])
+        finally: clock._stop_count()  # a step that raised leaves no profiler running, nor CUDA's sync warnings on
+    if len(clock.timed) < n_steps: raise RuntimeError(f"channelslast_profile: the fit ended after {clock.step} steps, before its {n_steps} timed ones (a callback cancelled it?)")
     df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs)
     df.attrs['trained'] = clock.step + 1  # warm-up, timed, plain and the counted step: all undone
     return df
