@@ -425,7 +425,7 @@ def main():
     rep.add('Training throughput', 'Published figures to read ours against:\n\n' + '\n'.join(f'- {s}' for s in ANCHORS) + '\n')
     if 'correctness' in parts: correctness(rep, dev, a.quick)
     if 'mends' in parts: mends(rep, dev, a.quick)
-    if a.quick: plan = [('resnet10t', 32, 16, 2, 1, False)]; others = [('efficientnet_b0', 32, 16, 2, 1, False)]
+    if a.quick: plan = [('resnet10t', 32, 16, 2, 1, False)]; others = [('mobilenetv3_small_050', 32, 16, 2, 1, False)]  # depthwise convs and SE, small
     else:
         plan = [('resnet50', 224, 256, 8, 3, True)]
         others = [(m, 224, 128, 8, 3, m == 'convnext_tiny') for m in (a.models.split(',') if a.models else OTHERS)]

@@ -10,52 +10,72 @@ def runs(*argss) -> list:
     "`run` each argument list, a process per core at a time: each one mostly waits for torch and fastai to import"
     with ThreadPoolExecutor(os.cpu_count()) as ex: return list(ex.map(lambda a: run(*a), argss))
 
-@pytest.mark.parametrize('bf16', ['1', '0'])
-def test_check_prints_only_its_report(bf16):
+CHECKS = {  # name -> (arguments, environment) of every `check` run below, started together (`check_runs`)
+    'bf16': (['resnet10t', '--size', '32'], {'CHANNELSLAST_CPU_BF16': '1'}),
+    'no bf16': (['resnet10t', '--size', '32'], {'CHANNELSLAST_CPU_BF16': '0'}),
+    'tresnet as it is': (['tresnet_m', '--size', '64', '--no-mend'], None),
+    'tresnet': (['tresnet_m', '--size', '64'], None),
+    'blur for cuda': (['resnetblur50', '--size', '32', '--target', 'cuda'], None),
+    'blur for cuda, mend all': (['resnetblur50', '--size', '32', '--target', 'cuda', '--mend-all'], None),
+    'repvgg': (['repvgg_a2', '--size', '96'], None),
+    'gn for cuda': (['resnet50_gn', '--size', '32', '--target', 'cuda'], None),
+    'gn for cuda, verbose': (['resnet50_gn', '--size', '32', '--target', 'cuda', '--verbose'], None),
+    'torchvision': (['torchvision:resnet18', '--size', '32', '--bs', '2'], None),
+    'typo': (['resnet5O', '--size', '32'], None),
+}
+
+@pytest.fixture(scope='module')
+def check_runs() -> dict:
+    "name -> result of each `check` of CHECKS: separate processes, a core each at a time (each mostly waits for imports)"
+    with ThreadPoolExecutor(os.cpu_count()) as ex: res = list(ex.map(lambda a: run('check', *a[0], env=a[1]), CHECKS.values()))
+    return dict(zip(CHECKS, res))
+
+@pytest.mark.parametrize('bf16', ['bf16', 'no bf16'])
+def test_check_prints_only_its_report(check_runs, bf16):
     "On either kind of CPU (pretended with CHANNELSLAST_CPU_BF16), the report is the whole output: no profiler lines"
-    res = run('check', 'resnet10t', '--size', '32', env={'CHANNELSLAST_CPU_BF16': bf16})
+    res = check_runs[bf16]
     assert res.returncode == 0, res.stderr
     assert res.stderr == '', res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == 2 and lines[0] == 'resnet10t: OK: channels-last end to end', res.stdout
     assert lines[1].startswith('layout-changing copies: forward 0 (0.00 MB), backward '), res.stdout
 
-def test_check_names_thrash_point():
+def test_check_names_thrash_point(check_runs):
     "tresnet's SpaceToDepth returns NCHW as it is (--no-mend): the report names it; mended, it keeps the format"
-    res = run('check', 'tresnet_m', '--size', '64', '--no-mend')
+    res = check_runs['tresnet as it is']
     assert res.returncode == 0, res.stderr
     assert 'THRASHES' in res.stdout and 'body.s2d (SpaceToDepth)' in res.stdout, res.stdout
-    res = run('check', 'tresnet_m', '--size', '64')
+    res = check_runs['tresnet']
     assert res.returncode == 0 and res.stdout.startswith('tresnet_m: OK') and 'mended: SpaceToDepth x1' in res.stdout, res.stdout
 
-def test_check_target_cuda_mend_all():
+def test_check_target_cuda_mend_all(check_runs):
     "On a CPU, for CUDA: resnetblur50's BlurPool pads in a kernel CUDA runs in NCHW; --mend-all swaps in its NHWC version"
-    res = run('check', 'resnetblur50', '--size', '32', '--target', 'cuda')
+    res = check_runs['blur for cuda']
     assert res.returncode == 0 and 'THRASHES on cuda' in res.stdout and 'reflection_pad2d returns NCHW on cuda' in res.stdout, res.stdout
-    res = run('check', 'resnetblur50', '--size', '32', '--target', 'cuda', '--mend-all')
+    res = check_runs['blur for cuda, mend all']
     assert res.returncode == 0 and res.stdout.startswith('resnetblur50: OK: channels-last end to end on cpu, and on cuda'), res.stdout
     assert 'mended: BlurPool2d x4 (on cuda)' in res.stdout, res.stdout
 
-def test_check_names_guarded_layer():
+def test_check_names_guarded_layer(check_runs):
     "repvgg_a2's stem branch would crash PyTorch's CPU backward in channels-last: the check runs it guarded, and says so"
-    res = run('check', 'repvgg_a2', '--size', '96')
+    res = check_runs['repvgg']
     assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
     assert 'repvgg_a2: OK' in res.stdout and 'guarded on CPUs: 1 layer run in NCHW' in res.stdout, res.stdout
     assert '  stem.conv_1x1.conv (Conv2d)' in res.stdout and res.stderr == '', res.stdout + res.stderr
 
-def test_check_fits_a_screen():
+def test_check_fits_a_screen(check_runs):
     "resnet50_gn for CUDA: 53 GroupNorms in one line, the evidence once; --verbose names every one"
-    short,full = runs(['check', 'resnet50_gn', '--size', '32', '--target', 'cuda'], ['check', 'resnet50_gn', '--size', '32', '--target', 'cuda', '--verbose'])
+    short,full = check_runs['gn for cuda'],check_runs['gn for cuda, verbose']
     assert short.returncode == 0 and len(short.stdout.splitlines()) <= 40, short.stdout
     assert 'GroupNorm x53: native_group_norm returns NCHW on cuda: bn1, ' in short.stdout and short.stdout.count('#111824') == 1, short.stdout
     assert 'layer4.2.bn3' not in short.stdout and 'layer4.2.bn3' in full.stdout and full.stdout.count('#111824') == 1, full.stdout
 
-def test_check_torchvision():
-    res = run('check', 'torchvision:resnet18', '--size', '32', '--bs', '2')
+def test_check_torchvision(check_runs):
+    res = check_runs['torchvision']
     assert res.returncode == 0 and 'torchvision:resnet18: OK' in res.stdout, res.stderr
 
-def test_unknown_model_one_line():
-    res = run('check', 'resnet5O', '--size', '32')
+def test_unknown_model_one_line(check_runs):
+    res = check_runs['typo']
     assert res.returncode != 0
     assert 'Traceback' not in res.stderr
     lines = [l for l in res.stderr.splitlines() if l.strip()]

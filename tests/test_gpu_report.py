@@ -31,7 +31,7 @@ def test_quick_report_figures(quick):
     s = json.loads((out/'gpu_report.json').read_text())['sections']
     checks = s['CUDA correctness']['checks']
     assert len(checks) >= 11 and {c['result'] for c in checks} == {'pass'}, checks
-    for model in ('resnet10t', 'efficientnet_b0'):
+    for model in ('resnet10t', 'mobilenetv3_small_050'):
         rows = {r['config']: r for r in s['Training throughput'][model]['rows']}
         assert {'NCHW fp32', 'CL fp16 (ours)', 'CL bf16 (ours)', 'fastai stock', 'auto (ours)'} <= set(rows)
         assert all(r['img/s'] > 0 and r['min'] <= r['img/s'] <= r['max'] for r in rows.values())

@@ -96,7 +96,7 @@ def process(nb):
 def _fix_links(text:str) -> str:
     "Links between pages made relative, to `.html` pages; heading ids lowercased as nbdev's anchors are"
     text = text.replace(doc_url, '')
-    text = re.sub(r'href="(?:\d+_)?([\w-]+)\.ipynb', r'href="\1.html', text)
+    text = re.sub(r'href="(?:\d+[a-z]*_)?([\w-]+)\.ipynb', r'href="\1.html', text)
     text = re.sub(r'(<h\d id=")([^"]+)', lambda m: m[1] + m[2].lower(), text)
     return re.sub(r'(class="anchor-link" href="#)([^"]+)', lambda m: m[1] + m[2].lower(), text)
 
