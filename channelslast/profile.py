@@ -156,7 +156,7 @@ def profile_summary(df:pd.DataFrame) -> str:
     "The lines under a profile's table: what was timed, what the timing cost, copies, host syncs, the biggest phase's advice"
     a = df.attrs
     step,plain = df.loc['step', 'ms/step'],a['unsynced ms/step']
-    how = (f"device synchronised at 12 points a step: {step:.1f} ms against {plain:.1f} ms unsynced ({step/plain - 1:+.0%})"
+    how = (f"device synchronised at 12 points a step, only while profiling: {step:.1f} ms against {plain:.1f} ms unsynced ({step/plain - 1:+.0%})"
            if a['synced'] else f"{a['device']}: nothing to synchronise; {step:.1f} ms against {plain:.1f} ms for steps timed once ({step/plain - 1:+.0%})")
     cp = ('copies: not counted (this torch\'s profiler records no strides)' if a['copies/step'] is None else
           f"{a['copies/step']} format-conversion copies a step ({a['copied MB/step']:.1f} MB)")
