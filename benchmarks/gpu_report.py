@@ -361,11 +361,15 @@ def mends(rep:Report, dev, quick:bool):
             f"least 1.05, the mended slowest round above the native median) means: put '{dev.type}' in that op's "
             f"`device_losses.faster_on`, and the figures in its `speed`.\n\n{_md(pd.DataFrame(rows))}\n", rows=rows)
 
-def optimizers() -> dict:
-    "Name -> `opt_func`: fastai's `Adam` (a few ops per parameter tensor) and torch's fused `AdamW` through `OptimWrapper`"
+def optimizer_configs() -> dict:
+    "Name -> set-up of a `Learner`: ours (`to_channelslast()`) with fastai's `Adam` (a few ops per parameter tensor), and with torch's fused `AdamW` through `OptimWrapper`"
     from functools import partial
     from fastai.optimizer import Adam, OptimWrapper
-    return {'fastai Adam': Adam, 'torch AdamW(fused)': partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True))}
+    opts = {'fastai Adam': Adam, 'torch AdamW(fused)': partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True))}
+    def ours(opt_func):
+        def setup(learn): learn.opt_func = opt_func; return learn.to_channelslast()  # before `fit` creates the optimizer
+        return setup
+    return {k: ours(f) for k,f in opts.items()}
 
 def breakdown(rep:Report, dev, quick:bool):
     "Where a fastai training step goes (ours: channels-last, AMP), with each optimizer: `Learner.channelslast_profile`"
@@ -375,8 +379,8 @@ def breakdown(rep:Report, dev, quick:bool):
     for model,size,bs in [('resnet10t', 32, 16)] if quick else BREAKDOWN:
         def one():
             dls = device_dls(size, bs, warmup + 2*n_steps + 2, dev)  # the profile's steps in one epoch
-            cfgs = {k: (lambda l, f=f: _with_opt(l, f).to_channelslast()) for k,f in optimizers().items()}
-            return profile_configs(lambda: timm.create_model(model, num_classes=10), dls, n_steps=n_steps, warmup=warmup, configs=cfgs)
+            return profile_configs(lambda: timm.create_model(model, num_classes=10), dls, n_steps=n_steps, warmup=warmup,
+                                   configs=optimizer_configs())
         profs = rep.step('Step breakdown', f'{model} bs {bs}', _autotuned(one), est=10 if quick else 30)
         for opt,p in (profs or {}).items():
             rows.append(dict(model=model, size=size, bs=bs, optimizer=opt, **{ph: p.loc[ph, 'ms/step'] for ph in step_phases},
@@ -388,9 +392,6 @@ def breakdown(rep:Report, dev, quick:bool):
                 "`unsynced`: the plain steps between them), with fastai's `Adam` and with torch's fused `AdamW` through fastai's "
                 "`OptimWrapper`; `host_syncs`: per step, counted by `torch.cuda.set_sync_debug_mode` (none counted off CUDA).\n\n"
                 + _md(pd.DataFrame(rows)) + '\n', rows=rows)
-
-def _with_opt(learn, opt_func):
-    learn.opt_func = opt_func; return learn
 
 def summarise(rep:Report):
     "The Utilisation and Auto tables from the rows the model steps left"

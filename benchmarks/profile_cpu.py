@@ -11,7 +11,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).par
 warnings.filterwarnings('ignore')
 import timm, torch
 from channelslast.all import *
-from gpu_report import optimizers, _with_opt
+from gpu_report import optimizer_configs
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -19,8 +19,8 @@ def main():
     ap.add_argument('--bs', type=int, default=32); ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--md', action='store_true', help='Markdown tables')
     a = ap.parse_args()
-    cfgs = {k: (lambda l, f=f: _with_opt(l, f).to_channelslast()) for k,f in optimizers().items()}
-    profs = profile_configs(lambda: timm.create_model(a.model, num_classes=10), digits_dls(size=a.size, bs=a.bs), n_steps=a.steps, configs=cfgs)
+    profs = profile_configs(lambda: timm.create_model(a.model, num_classes=10), digits_dls(size=a.size, bs=a.bs), n_steps=a.steps,
+                            configs=optimizer_configs())
     print(f"{a.model}, {a.size}px, batch {a.bs}, `to_channelslast()`, median of {a.steps} steps; torch {torch.__version__}; {cpu_description()}\n")
     for k,p in profs.items():
         print(f"{k}:\n")

@@ -129,6 +129,14 @@ def _bench_inference(learns:dict, dl, steps:int, warmup:int, repeats:int, device
     return _with_speedups(_compile_column(pd.DataFrame(rows)))
 
 # %% ../nbs/04_bench.ipynb #4fc41ff6
+def _configured(model, dls, amp_mode, compile, configs, loss_func, lr, **kwargs) -> dict:
+    "Name -> a `Learner` set up in each configuration (`configs`, or `bench_configs`'), on a copy of the same initial weights"
+    base = model() if callable(model) and not isinstance(model, nn.Module) else model
+    device = torch.device(getattr(dls, 'device', None) or 'cpu')
+    configs = configs or _runnable(bench_configs(amp_mode, device.type, compile), base, device)
+    return {k: f(Learner(dls, copy.deepcopy(base).to(device), loss_func=loss_func or nn.CrossEntropyLoss(), lr=lr, **kwargs))
+            for k,f in configs.items()}
+
 def _runnable(configs:dict, model:nn.Module, device) -> dict:
     "`configs` less 'fastai stock' where fastai's callback would crash the process (our guard can't reach into it)"
     bad = [n for n,m in model.named_modules() if needs_cpu_guard(m)] if device.type == 'cpu' else []
@@ -152,14 +160,9 @@ def benchmark(
     inference:bool=False, # Time `get_preds` on `steps` validation batches instead, and compare the predictions
 ) -> pd.DataFrame:
     "Time real fastai training steps (or inference) in each memory format and precision; img/s, speedups, and more"
-    base = model() if callable(model) and not isinstance(model, nn.Module) else model
+    learns = _configured(model, dls, amp_mode, compile, configs, loss_func, lr, metrics=accuracy)
     device = torch.device(getattr(dls, 'device', None) or 'cpu')
-    configs = configs or _runnable(bench_configs(amp_mode, device.type, compile), base, device)
-    learns,timers = {},{}
-    for k,f in configs.items():
-        m = copy.deepcopy(base).to(device)
-        learns[k] = f(Learner(dls, m, loss_func=loss_func or nn.CrossEntropyLoss(), lr=lr, metrics=accuracy))
-        timers[k] = _StepTimer(steps, device.type)
+    timers = {k: _StepTimer(steps, device.type) for k in learns}
     bs = dls.train.bs
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # slow-precision warnings are the point here; fastai's warns off CUDA
@@ -205,16 +208,10 @@ def profile_configs(
     lr:float=1e-3, # Learning rate of the steps
 ) -> dict:
     "Each configuration's step profile: name -> `Learner.channelslast_profile`'s table"
-    base = model() if callable(model) and not isinstance(model, nn.Module) else model
-    device = torch.device(getattr(dls, 'device', None) or 'cpu')
-    configs = configs or _runnable(bench_configs(amp_mode, device.type, compile), base, device)
-    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # as in `benchmark`: slow precisions are there to be shown
-        for k,f in progress_bar(list(configs.items()), leave=False):
-            learn = f(Learner(dls, copy.deepcopy(base).to(device), loss_func=loss_func or nn.CrossEntropyLoss(), lr=lr))
-            out[k] = learn.channelslast_profile(n_steps=n_steps, warmup=warmup)
-    return out
+        learns = _configured(model, dls, amp_mode, compile, configs, loss_func, lr)
+        return {k: l.channelslast_profile(n_steps=n_steps, warmup=warmup) for k,l in progress_bar(list(learns.items()), leave=False)}
 
 def profile_table(profiles:dict) -> pd.DataFrame:
     "ms a step per phase (and the step, unsynced step, copies and host syncs), one column per configuration"
@@ -228,7 +225,7 @@ def profile_table(profiles:dict) -> pd.DataFrame:
 def profile_plot(profiles:dict, title:str=''):
     "A matplotlib figure: one bar per configuration, its step_phases stacked (ms a step)"
     import matplotlib.pyplot as plt
-    df = pd.DataFrame({k: p['ms/step'] for k,p in profiles.items()}).loc[step_phases].T
+    df = profile_table(profiles).loc[step_phases].T
     fig,ax = plt.subplots(figsize=(8, 1 + 0.5*len(df)))
     left = pd.Series(0., index=df.index)
     for i,ph in enumerate(step_phases):

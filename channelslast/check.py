@@ -180,8 +180,8 @@ class ThrashReport:
         tp = self.target_points
         for op,g in tp.groupby('op', sort=False):
             lines += _grouped(list(g.module), self.types, verbose, f": {op} returns NCHW on {self.target}")
-        for op,g in tp.drop_duplicates('op').groupby('op', sort=False):  # the evidence once per op
-            lines.append(f"    {op}: {g.evidence.iloc[0]}; seen: {g.seen.iloc[0]}")
+        for r in tp.drop_duplicates('op').itertuples():  # the evidence once per op
+            lines.append(f"    {r.op}: {r.evidence}; seen: {r.seen}")
         if nt: lines.append(f"  mend='all' (check --mend-all) runs NHWC versions of these layers there instead (see `device_losses`)")
         if self.guarded:
             lines.append(f"guarded on CPUs: {len(self.guarded)} layer{'s'*(len(self.guarded)>1)} run in NCHW ({_guard_why})")

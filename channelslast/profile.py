@@ -6,12 +6,13 @@ Docs: https://channelslast.github.io/channelslast/profile.html.md"""
 
 # %% ../nbs/03a_profile.ipynb #cb687449
 from __future__ import annotations
-import copy, math, random, time, warnings
+import copy, math, warnings
 from contextlib import contextmanager
-import numpy as np, torch, pandas as pd
+import torch, pandas as pd
 from torch.profiler import profile, ProfilerActivity
 from fastcore.basics import patch
 from fastcore.foundation import L
+from fastai.torch_core import get_random_states, set_random_states
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from .amp import model_device_type, device_time
@@ -102,15 +103,6 @@ def _metrics(cb) -> list:
             if isinstance(o, Metric): out.append(o)
     return out
 
-def _rng_states(learn) -> tuple:
-    return (torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            random.getstate(), np.random.get_state(), learn.dls.train.rng.getstate())
-
-def _set_rng_states(learn, s):
-    torch.set_rng_state(s[0])
-    if s[1] is not None: torch.cuda.set_rng_state_all(s[1])
-    random.setstate(s[2]); np.random.set_state(s[3]); learn.dls.train.rng.setstate(s[4])
-
 @contextmanager
 def _kept(learn:Learner):
     "Put `learn` back as it was after the block: attributes, callbacks' state, model, optimizer state, random states"
@@ -119,7 +111,7 @@ def _kept(learn:Learner):
     states = [dict(vars(o)) for o in objs]
     opt = learn.opt
     opt_sd = copy.deepcopy(opt.state_dict()) if opt is not None else None
-    rng = _rng_states(learn)
+    rng,dl_rng = get_random_states(),learn.dls.train.rng.getstate()  # fastai's: python, numpy, torch, CUDA, cuDNN flags
     with _preserved(learn.model, eager=False):
         try: yield
         finally:
@@ -127,7 +119,7 @@ def _kept(learn:Learner):
             vars(learn).clear(); vars(learn).update(attrs)
             learn.cbs = L(cbs)
             if opt is not None: opt.load_state_dict(opt_sd)
-            _set_rng_states(learn, rng)
+            set_random_states(**rng); learn.dls.train.rng.setstate(dl_rng)
 
 # %% ../nbs/03a_profile.ipynb #89f00a44
 _advice = {

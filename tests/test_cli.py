@@ -6,9 +6,9 @@ import pytest
 
 exe = Path(sys.executable).parent/'channelslast'
 def run(*args, env=None): return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
-def runs(*argss) -> list:
-    "`run` each argument list, a process per core at a time: each one mostly waits for torch and fastai to import"
-    with ThreadPoolExecutor(os.cpu_count()) as ex: return list(ex.map(lambda a: run(*a), argss))
+def runs(*argss, envs=None) -> list:
+    "`run` each argument list (with its environment in `envs`), a process per core at a time: each mostly waits for imports"
+    with ThreadPoolExecutor(os.cpu_count()) as ex: return list(ex.map(lambda a,e: run(*a, env=e), argss, envs or [None]*len(argss)))
 
 CHECKS = {  # name -> (arguments, environment) of every `check` run below, started together (`check_runs`)
     'bf16': (['resnet10t', '--size', '32'], {'CHANNELSLAST_CPU_BF16': '1'}),
@@ -26,9 +26,8 @@ CHECKS = {  # name -> (arguments, environment) of every `check` run below, start
 
 @pytest.fixture(scope='module')
 def check_runs() -> dict:
-    "name -> result of each `check` of CHECKS: separate processes, a core each at a time (each mostly waits for imports)"
-    with ThreadPoolExecutor(os.cpu_count()) as ex: res = list(ex.map(lambda a: run('check', *a[0], env=a[1]), CHECKS.values()))
-    return dict(zip(CHECKS, res))
+    "name -> result of each `check` of CHECKS, run side by side (`runs`)"
+    return dict(zip(CHECKS, runs(*(['check', *a] for a,_ in CHECKS.values()), envs=[e for _,e in CHECKS.values()])))
 
 @pytest.mark.parametrize('bf16', ['bf16', 'no bf16'])
 def test_check_prints_only_its_report(check_runs, bf16):
