@@ -8,17 +8,19 @@ Docs: https://channelslast.github.io/channelslast/all.html.md"""
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #1644da49
-from . import core, kernels, mend, amp, auto, compiling, callback, checkpoint, check, profile, bench
+from . import core, kernels, mend, amp, auto, compiling, optim, lean, callback, checkpoint, check, profile, bench
 from .core import *
 from .kernels import *
 from .mend import *
 from .amp import *
 from .auto import *
 from .compiling import *
+from .optim import *
+from .lean import *
 from .callback import *
 from .checkpoint import *
 from .check import *
 from .profile import *
 from .bench import *
 # nbdev lists only names defined in this module, so name the re-exported ones for `import *`
-__all__ = [*core.__all__, *kernels.__all__, *mend.__all__, *amp.__all__, *auto.__all__, *compiling.__all__, *callback.__all__, *checkpoint.__all__, *check.__all__, *profile.__all__, *bench.__all__]
+__all__ = [*core.__all__, *kernels.__all__, *mend.__all__, *amp.__all__, *auto.__all__, *compiling.__all__, *optim.__all__, *lean.__all__, *callback.__all__, *checkpoint.__all__, *check.__all__, *profile.__all__, *bench.__all__]

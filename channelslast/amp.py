@@ -16,11 +16,12 @@ from fastcore.meta import delegates
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
+from fastai.optimizer import OptimWrapper
 
 # %% auto #0
 __all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
            'default_amp_mode', 'device_amp_mode', 'amp_choices', 'trial_precisions', 'amp_dtype', 'model_device_type',
-           'device_time', 'check_scaler_args', 'MixedPrecision', 'AMPMode']
+           'device_time', 'check_scaler_args', 'stepping_optimizer', 'MixedPrecision', 'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
@@ -160,6 +161,12 @@ def check_scaler_args(kwargs:dict, where:str='MixedPrecision', also=()) -> dict:
     return kwargs
 
 # %% ../nbs/01_amp.ipynb #72c3df4c
+def stepping_optimizer(opt):
+    "The optimizer a `GradScaler` should step for a fastai learner: the torch one inside an `OptimWrapper`, else `opt` itself"
+    # the scaler sets `grad_scale` and `found_inf` on what it is given for a fused torch optimizer to read: on the wrapper
+    # they would never reach it
+    return opt.opt if isinstance(opt, OptimWrapper) else opt
+
 @delegates(GradScaler)
 class MixedPrecision(FastaiMixedPrecision):
     "Mixed precision with autocast on the model's device, in the precision that is fast there"
@@ -199,6 +206,27 @@ class MixedPrecision(FastaiMixedPrecision):
     def after_loss(self): self.leave_autocast()
     def after_batch(self): self.leave_autocast()  # a `CancelBatchException` before `after_loss` skips it
     def after_fit(self): pass  # keep autocast and scaler (and so the learnt scale) for the next fit and for inference
+    def before_step(self):
+        "fp16: the gradients of the learner's own optimizer unscaled here, as fastai's are; the scaler steps it in `Learner._step`"
+        if self.scaler.is_enabled(): self.scaler.unscale_(stepping_optimizer(self.learn.opt))
+
+    def step_optimizer(self):
+        "fp16: the `GradScaler` steps the learner's optimizer (not if its gradients overflowed); the scale kept for `scales`"
+        opt = stepping_optimizer(self.learn.opt)
+        self.scaler.step(opt)
+        infs = self.scaler._per_optimizer_states[id(opt)]['found_inf_per_device'].values()
+        self._pending_scales.append((self.scaler._scale.clone(), sum(infs)))  # no read: `scales` reads them when asked
+
+    @property
+    def scales(self) -> L:
+        "The loss scale of each optimizer step taken this fit, as fastai lists them: read from the device when asked"
+        pending = getattr(self, '_pending_scales', None)
+        if pending:
+            vals = torch.stack([torch.stack([s.float(), i.float()]) for s,i in pending]).tolist()
+            self._scales += L(s for s,inf in vals if inf == 0); pending.clear()
+        return getattr(self, '_scales', L())
+    @scales.setter
+    def scales(self, v): self._scales,self._pending_scales = L(v),[]
 
     def leave_autocast(self):
         "Exit the autocast context this callback entered, if it is still entered"
@@ -216,6 +244,16 @@ class MixedPrecision(FastaiMixedPrecision):
         "Restore a `GradScaler` state now, or when the scaler is created"
         self.scaler_state = state
         if state is not None and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(state)
+
+# %% ../nbs/01_amp.ipynb #43f93c81
+if not hasattr(Learner, 'fastai_step'): Learner.fastai_step = Learner._step  # once, even if reloaded
+
+@patch
+def _step(self:Learner):
+    "fastai's `opt.step()`; with our fp16 `MixedPrecision`, the `GradScaler` steps the optimizer itself (skipping a step that overflowed)"
+    mp = getattr(self, 'mixed_precision', None)
+    if isinstance(mp, MixedPrecision) and mp.scaler.is_enabled(): mp.step_optimizer()
+    else: self.fastai_step()
 
 # %% ../nbs/01_amp.ipynb #18ad52c7
 def _set_amp(learn:Learner, amp_mode, **kwargs) -> Learner:

@@ -20,9 +20,12 @@ from .amp import *
 from .auto import *
 from .compiling import *
 from .compiling import _inner, _compiler
+from .optim import *
+from .lean import *
 
 # %% auto #0
-__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'check_trial', 'mps_channels_last_slow', 'ChannelsLast']
+__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'check_trial', 'check_fast_opt', 'mps_channels_last_slow',
+           'ChannelsLast']
 
 # %% ../nbs/02_callback.ipynb #a7e5fffc
 def _opt_states(opt) -> list:
@@ -56,6 +59,12 @@ def check_trial(auto:bool, trial_steps:int):
     if isinstance(trial_steps, bool) or not isinstance(trial_steps, int) or trial_steps < 1:
         raise ValueError(f"ChannelsLast: trial_steps={trial_steps!r}; valid: an int of 1 or more (timed steps per configuration)")
 
+def check_fast_opt(fast_opt) -> bool|str:
+    "`fast_opt` if it is one of its choices, else a `ValueError` that names them"
+    if isinstance(fast_opt, bool) or (isinstance(fast_opt, str) and fast_opt == 'exact'): return fast_opt
+    raise ValueError(f"fast_opt={fast_opt!r} is not a choice; valid: True (fastai's optimizer as its fused twin), 'exact' "
+                     "(the twin without fused kernels: fastai's arithmetic bit for bit), False (fastai's optimizer as it is)")
+
 def mps_channels_last_slow(version:str=None) -> bool:
     "Whether torch `version` (default: this one) has MPS's slow channels-last convolution backward (pytorch #193349)"
     return tuple(int(p) for p in re.findall(r'\d+', (version or torch.__version__).split('+')[0])[:2]) < mps_fast_backward_since
@@ -65,14 +74,16 @@ class ChannelsLast(FastaiChannelsLast):
     order = -1  # before callbacks that modify the model
     # class defaults, so learners pickled before these existed load: `auto`'s `FormatTrial` (from the first fit), and
     # the `ModelCompiler` of `compile`
-    trial,compile,compiler,fitting = None,None,None,False
+    trial,compile,compiler,fitting,fast_opt,loads,said = None,None,None,False,True,None,False
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and precision with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
         mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
         compile:bool|dict=False, # Then `torch.compile` the model in place (after the `auto` trial); a dict: `torch.compile`'s arguments
+        fast_opt:bool|str=True, # fastai's optimizer as its fused twin (`FusedOptimizer`); 'exact': the twin without fused kernels; False: fastai's
     ):
         check_mend(mend); check_trial(auto, trial_steps); store_attr('auto,trial_steps,mend')
+        self.fast_opt = check_fast_opt(fast_opt)
         self.compile = check_compile(compile)
         self.compiler = None if self.compile is None else ModelCompiler(self.compile)
         self.decision,self.on,self.clock = None,True,device_time  # `clock`: a stub in tests
@@ -86,6 +97,7 @@ class ChannelsLast(FastaiChannelsLast):
         self.fitting = False
         if self.on and model_device_type(self.learn) == 'mps' and mps_channels_last_slow(): self._keep_nchw_on_mps()
         self._convert()
+        self._lean()
         if self.auto and self.decision is None and self.trial is None:
             mp = getattr(self.learn, 'mixed_precision', None)
             amps = trial_precisions(model_device_type(self.learn)) if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
@@ -95,8 +107,9 @@ class ChannelsLast(FastaiChannelsLast):
         if self.trial_running: return
         self._convert()
         if not self.fitting: self._compile(serve=True)  # `get_preds`, `predict`, `validate`: no training in this "fit"
-    def after_fit(self): self.fitting = False
+    def after_fit(self): self.fitting = False; self._unlean()
     def before_batch(self):
+        if self.training and self.loads is not None: note_input_shape(self.loads, self.xb)
         if self.training and self.trial_running: self.trial.before_step()
         if self.on: self.learn.xb = to_channels_last(self.xb)
         if self.compiler: self.compiler.before_step(self.learn, self._phase)
@@ -122,6 +135,26 @@ class ChannelsLast(FastaiChannelsLast):
         _learner_to_format(self.learn, self.on, self.mend)
         if amp is not None: self.learn.mixed_precision.use(amp)
     def _now(self) -> float: return self.clock(model_device_type(self.learn))
+    def _lean(self):
+        "The step around the model: the optimizer as `fast_opt` says, the recorder on the device, on CUDA loads that overlap"
+        self.set_optimizer()
+        lean_recorder(self.learn)
+        if self.loads is None and model_device_type(self.learn) == 'cuda': self.loads = overlap_loads(self.learn)
+    def _unlean(self):
+        "The recorder and the loaders fastai's again (the optimizer stays what it is)"
+        unlean_recorder(self.learn)
+        if self.loads is not None: restore_loads(self.loads); self.loads = None
+    def set_optimizer(self):
+        "`learn.opt` as `fast_opt` says: fastai's `Optimizer` as its fused twin, or fastai's again; any other optimizer left alone"
+        opt = getattr(self.learn, 'opt', None)
+        if opt is None: return
+        if self.fast_opt is False: unfuse_optimizer(opt); return
+        missing = fusable(opt)
+        if missing and not self.said:  # once: the same optimizer comes back at every fit
+            warnings.warn(f"ChannelsLast(fast_opt): learn.opt stays fastai's {type(opt).__name__}: no fused twin for its step "
+                          f"callbacks {', '.join(missing)} (`channelslast.optim.step_twins` has those there are)", stacklevel=2)
+            self.said = True
+        if missing == []: fuse_optimizer(opt, exact=self.fast_opt == 'exact')
     @property
     def trial_times(self) -> dict: return self.trial.times if self.trial else {}
     @property
@@ -145,19 +178,22 @@ def to_channelslast(self:Learner,
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
     mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     compile:bool|dict=False, # Then `torch.compile` the model in place (see `ChannelsLast`); a dict: `torch.compile`'s arguments
+    fast_opt:bool|str=True, # fastai's optimizer as its fused twin (`FusedOptimizer`); 'exact': the twin without fused kernels; False: fastai's
     **kwargs # `GradScaler` arguments (fp16)
 )->Learner:
     "Set `Learner` and inputs to channels-last format, with the device's fast mixed precision by default"
     # every argument checked before anything changes
-    check_scaler_args(kwargs, 'to_channelslast', also=('use_amp', 'amp_mode', 'auto', 'mend', 'compile'))
+    check_scaler_args(kwargs, 'to_channelslast', also=('use_amp', 'amp_mode', 'auto', 'mend', 'compile', 'fast_opt'))
     if not isinstance(use_amp, bool): raise TypeError(f"to_channelslast: use_amp={use_amp!r}; valid: True or False")
     mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None
     check_trial(auto, 3); auto = auto or amp_mode == 'auto'  # measuring the precisions is done by the format trial
-    new = ChannelsLast(auto=auto, mend=mend, compile=compile)
+    new = ChannelsLast(auto=auto, mend=mend, compile=compile, fast_opt=fast_opt)
     cl = getattr(self, 'channels_last', None)
     if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend,cl.compile) != (auto,mend,new.compile):
         _uncompile(self)
         self.remove_cb(FastaiChannelsLast).add_cb(new)
+    self.channels_last.fast_opt = new.fast_opt
+    self.channels_last.set_optimizer()  # an optimizer already made becomes its twin now, with its state
     if use_amp and not _keeps(getattr(self, 'mixed_precision', None), amp_mode, kwargs):
         self.remove_cb(FastaiMixedPrecision).add_cb(mp)
     return self
@@ -169,6 +205,7 @@ def to_contiguous(self:Learner,
 )->Learner:
     "Set `Learner` and inputs back to `contiguous_format` and eager (uncompiled), optionally to single precision"
     _uncompile(self)
+    if isinstance(cl := getattr(self, 'channels_last', None), ChannelsLast): cl._unlean()  # a fit that raised left them on; the optimizer stays
     _learner_to_format(self, False)
     self.remove_cb(FastaiChannelsLast)  # fastai's or ours: ours subclasses it
     return self.to_fp32() if to_fp32 else self

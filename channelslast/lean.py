@@ -20,7 +20,7 @@ from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
 __all__ = ['HostReads', 'AtenOps', 'DeviceSmoothLoss', 'DeviceAvgLoss', 'DeviceAvgMetric', 'LeanRecorder', 'LeanProgress',
-           'lean_recorder', 'unlean_recorder', 'overlap_loads', 'restore_loads']
+           'lean_recorder', 'unlean_recorder', 'overlap_loads', 'restore_loads', 'note_input_shape']
 
 # %% ../nbs/01d_lean.ipynb #ae64b495
 _read_names = {'item', 'cpu', 'tolist', 'numpy', '__bool__', '__float__', '__int__', '__index__', '__format__'}
@@ -191,3 +191,10 @@ def restore_loads(was:dict):
     "Undo `overlap_loads`: each loader's `pin_memory` as it was, copies that wait, cuDNN's benchmark setting"
     for dl,pin in was['loaders']: dl.pin_memory = dl.fake_l.pin_memory = pin; dl.non_blocking = False
     torch.backends.cudnn.benchmark = was['benchmark']
+
+def note_input_shape(was:dict, xb):
+    "Count a fit's training input shapes; past `_benchmark_shapes` of them, cuDNN's benchmarking goes back to the user's setting"
+    shapes = was.setdefault('shapes', set())
+    if len(shapes) > _benchmark_shapes: return
+    shapes.add(tuple(getattr(xb[0] if isinstance(xb, (tuple, list)) and xb else xb, 'shape', ())))
+    if len(shapes) > _benchmark_shapes: torch.backends.cudnn.benchmark = was['benchmark']

@@ -314,15 +314,20 @@ def fusable(opt) -> list|None:
     if type(_inner(opt)) not in (Optimizer, FusedOptimizer): return None
     return missing_twins(_inner(opt).cbs)
 
-def fuse_optimizer(opt) -> bool:
+def fuse_optimizer(opt,
+    exact:bool=False, # The twins only (`FusedOptimizer.fused = False`): fastai's arithmetic bit for bit, no fused kernels
+) -> bool:
     "Make fastai optimizer `opt` its `FusedOptimizer` twin in place, state and all; False (and left alone) if it has none"
     if fusable(opt) != []: return False
-    _inner(opt).__class__ = FusedOptimizer
+    inner = _inner(opt)
+    inner.__class__ = FusedOptimizer
+    if exact: inner.fused = False
+    else: vars(inner).pop('fused', None)
     if type(opt) is Lookahead: opt.__class__ = FusedLookahead
     return True
 
 def unfuse_optimizer(opt):
     "Make a `FusedOptimizer` (or `FusedLookahead`) fastai's `Optimizer` (`Lookahead`) again, in place; anything else is left alone"
     if type(opt) is FusedLookahead: opt.__class__ = Lookahead
-    if type(_inner(opt)) is FusedOptimizer: _inner(opt).__class__ = Optimizer
+    if type(_inner(opt)) is FusedOptimizer: vars(_inner(opt)).pop('fused', None); _inner(opt).__class__ = Optimizer
     return opt
