@@ -5,12 +5,13 @@
 
 Writes DIR/gpu_report.md and DIR/gpu_report.json, rewritten after every step, with these sections (the same headings
 with `--quick`): Environment, CUDA correctness, Mends, Training throughput, Inference throughput, Utilisation, Auto,
-Step breakdown, Thrash.
+Step breakdown, Epochs, Thrash.
 Each step runs guarded: a failure is recorded with its error and the report goes on; a step that would start past the
 time budget is recorded as skipped. Steps run in order of worth: correctness, the mends for CUDA's kernels
 (`benchmarks/mend_device.py`: whether each is faster, so on by default), resnet50, the step breakdown (resnet18 and
-resnet50 with fastai's Adam and torch's fused AdamW: where a step's time goes, host syncs counted), the thrash survey,
-then the other models. Throughput: data made once on the device (no input pipeline in the figures), warm-up rounds untimed
+resnet50: fastai stock, ours with the fused twin of fastai's Adam, with fastai's Adam and with torch's fused AdamW:
+where a step's time goes, aten ops, host reads and host syncs counted), fastai epochs of resnet18 and resnet50 at batch
+64 and 256 from host memory (fastai stock against ours: what the host costs), the thrash survey, then the other models. Throughput: data made once on the device (no input pipeline in the figures), warm-up rounds untimed
 (kernel selection, compilation, the `auto` trial), configs interleaved round by round, median img/s with min and max.
 Weights are random (untrained): `top1 agree` compares near-ties, a worst case.
 
@@ -32,8 +33,10 @@ survey and throughput the first runs did not reach: `--parts mends,thrash,others
 Layout against compile (2026-12-01): resnet50 and convnext_tiny train and predict in NCHW AMP compiled (inductor's own
 layouts) and `to_channelslast(compile=True)` beside the eager configs, so one run settles whether `compile=True` should
 still convert to channels-last on a GPU (`--parts resnet50,others --models convnext_tiny`).
-Step breakdown (2026-12-01): the next run's one call, everything still open (the `breakdown` part est. 90 s):
-`--parts correctness,mends,breakdown,thrash,others --models convnext_tiny,efficientnet_b0,regnety_032,resnet50_gn`.
+Step breakdown (2026-12-01) and epochs (2026-12-07): the next run's one call, everything still open (`breakdown` est.
+120 s, `epochs` 180 s; the correctness notebooks now include `optim`'s and `lean`'s CUDA cells: the twins against
+fastai's optimizers on CUDA, and a batch copied without a host sync):
+`--parts correctness,breakdown,epochs,mends,thrash,others --models convnext_tiny,efficientnet_b0,regnety_032,resnet50_gn`.
 """
 import argparse, contextlib, gc, io, json, math, platform, signal, sys, time, traceback, warnings
 from pathlib import Path
@@ -45,11 +48,15 @@ from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.callback.channelslast import ChannelsLast as FastaiChannelsLast
 from fastai.callback.fp16 import MixedPrecision as FastaiMixedPrecision
+from fastai.callback.core import Callback
+from fastai.learner import Learner
+from fastai.metrics import accuracy
+from torch import nn
 from channelslast.all import *
 import device_checks, mend_device
 
 SECTIONS = ['Environment', 'CUDA correctness', 'Mends', 'Training throughput', 'Inference throughput', 'Utilisation', 'Auto',
-            'Step breakdown', 'Thrash']
+            'Step breakdown', 'Epochs', 'Thrash']
 # the survey page's models (and resnetblur50), first those whose layers CUDA kernels are said to treat otherwise
 # (GroupNorm; BlurPool's reflect pad)
 SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet18', 'resnet50', 'resnet26t', 'resnext50_32x4d', 'regnetx_002', 'regnety_032', 'efficientnet_b0',
@@ -57,9 +64,10 @@ SURVEY = ['resnet50_gn', 'regnety_008_tv', 'tresnet_m', 'resnetblur50', 'resnet1
           'dm_nfnet_f0', 'densenet121', 'inception_v3', 'seresnext26d_32x4d',
           'ecaresnet26t', 'res2net50_26w_4s', 'resnest14d', 'dla34', 'cspdarknet53', 'rexnet_100', 'repvgg_a2',
           'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'swin_tiny_patch4_window7_224']
-PARTS = ['correctness', 'mends', 'resnet50', 'breakdown', 'thrash', 'others']  # the environment always comes first
+PARTS = ['correctness', 'mends', 'resnet50', 'breakdown', 'epochs', 'thrash', 'others']  # the environment always comes first
 # the step breakdown's models, sizes and batches: what fastai users train, where the host's share may be large
 BREAKDOWN = [('resnet18', 224, 64), ('resnet50', 224, 64), ('resnet50', 224, 256)]
+EPOCHS = [('resnet18', 224, 64), ('resnet18', 224, 256), ('resnet50', 224, 64), ('resnet50', 224, 256)]  # what the host costs a fastai epoch
 OTHERS = ['convnext_tiny', 'efficientnet_b0', 'regnety_032', 'resnet50_gn']  # at batch 128
 TRANSFORMERS = ('vit_', 'deit_', 'swin_')  # run at the 224px their position embeddings are built for
 # dense bf16 tensor-core peaks from NVIDIA's datasheets, TFLOP/s (the first name found in the device name wins)
@@ -361,18 +369,21 @@ def mends(rep:Report, dev, quick:bool):
             f"least 1.05, the mended slowest round above the native median) means: put '{dev.type}' in that op's "
             f"`device_losses.faster_on`, and the figures in its `speed`.\n\n{_md(pd.DataFrame(rows))}\n", rows=rows)
 
-def optimizer_configs() -> dict:
-    "Name -> set-up of a `Learner`: ours (`to_channelslast()`) with fastai's `Adam` (a few ops per parameter tensor), and with torch's fused `AdamW` through `OptimWrapper`"
+def optimizer_configs(amp:str=None) -> dict:
+    "Name -> set-up of a `Learner`: fastai's stock callbacks (its `Adam`, its recorder), ours (the fused twin of `Adam`, the lean recorder), ours with fastai's `Adam` kept, and ours with torch's fused `AdamW` through `OptimWrapper`"
     from functools import partial
-    from fastai.optimizer import Adam, OptimWrapper
-    opts = {'fastai Adam': Adam, 'torch AdamW(fused)': partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True))}
-    def ours(opt_func):
-        def setup(learn): learn.opt_func = opt_func; return learn.to_channelslast()  # before `fit` creates the optimizer
+    from fastai.optimizer import OptimWrapper
+    amp = amp or device_amp_mode('cuda' if torch.cuda.is_available() else 'cpu').value
+    def with_opt(opt_func, **kwargs):
+        def setup(learn): learn.opt_func = opt_func; return learn.to_channelslast(**kwargs)  # before `fit` creates the optimizer
         return setup
-    return {k: ours(f) for k,f in opts.items()}
+    return {'fastai stock': lambda l: l.add_cbs([FastaiChannelsLast(), FastaiMixedPrecision(amp)]),
+            'ours': lambda l: l.to_channelslast(),
+            "ours, fastai's Adam": lambda l: l.to_channelslast(fast_opt=False),
+            'ours, torch AdamW(fused)': with_opt(partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True)))}
 
 def breakdown(rep:Report, dev, quick:bool):
-    "Where a fastai training step goes (ours: channels-last, AMP), with each optimizer: `Learner.channelslast_profile`"
+    "Where a fastai training step goes, fastai stock against ours with each optimizer: `Learner.channelslast_profile`"
     import timm
     n_steps,warmup = (3, 1) if quick else (10, 3)
     rows = []
@@ -380,18 +391,93 @@ def breakdown(rep:Report, dev, quick:bool):
         def one():
             dls = device_dls(size, bs, warmup + 2*n_steps + 2, dev)  # the profile's steps in one epoch
             return profile_configs(lambda: timm.create_model(model, num_classes=10), dls, n_steps=n_steps, warmup=warmup,
-                                   configs=optimizer_configs())
-        profs = rep.step('Step breakdown', f'{model} bs {bs}', _autotuned(one), est=10 if quick else 30)
-        for opt,p in (profs or {}).items():
-            rows.append(dict(model=model, size=size, bs=bs, optimizer=opt, **{ph: p.loc[ph, 'ms/step'] for ph in step_phases},
+                                   configs=optimizer_configs('fp16' if dev.type == 'cuda' else None))
+        profs = rep.step('Step breakdown', f'{model} bs {bs}', _autotuned(one), est=10 if quick else 40)
+        for cfg,p in (profs or {}).items():
+            rows.append(dict(model=model, size=size, bs=bs, config=cfg, **{ph: p.loc[ph, 'ms/step'] for ph in step_phases},
                              step=p.loc['step', 'ms/step'], **{f'{ph} share': p.loc[ph, 'share'] for ph in ('optimizer step', 'other')},
-                             unsynced=p.attrs['unsynced ms/step'], copies=p.attrs['copies/step'], host_syncs=p.attrs['host syncs/step']))
+                             unsynced=p.attrs['unsynced ms/step'], copies=p.attrs['copies/step'], aten_ops=p.loc['step', 'aten ops'],
+                             optimizer_ops=p.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum(),
+                             host_reads=p.loc['step', 'host reads'], host_syncs=p.attrs['host syncs/step']))
     if rows:
-        rep.add('Step breakdown', "ms a training step of ours (`to_channelslast()`, the device's default AMP) per phase "
-                f"(`learn.channelslast_profile`, median of {n_steps} steps, the device synchronised at each phase boundary; "
-                "`unsynced`: the plain steps between them), with fastai's `Adam` and with torch's fused `AdamW` through fastai's "
-                "`OptimWrapper`; `host_syncs`: per step, counted by `torch.cuda.set_sync_debug_mode` (none counted off CUDA).\n\n"
-                + _md(pd.DataFrame(rows)) + '\n', rows=rows)
+        rep.add('Step breakdown', "ms a training step per phase (`learn.channelslast_profile`, median of "
+                f"{n_steps} steps, the device synchronised at each phase boundary; `unsynced`: the plain steps between them): "
+                "fastai's stock callbacks (its `Adam` and recorder), ours (`to_channelslast()`: the fused twin of `Adam`, the "
+                "lean recorder), ours with fastai's `Adam` (`fast_opt=False`) and ours with torch's fused `AdamW` through "
+                "`OptimWrapper`. `aten_ops`, `optimizer_ops` (the optimizer's step and zero_grad) and `host_reads`: one "
+                "step's, counted alike on any device; `host_syncs`: per step, counted by `torch.cuda.set_sync_debug_mode` "
+                "(none counted off CUDA).\n\n" + _md(pd.DataFrame(rows)) + '\n', rows=rows)
+
+class HostBatches(DataLoader):
+    "A fastai `DataLoader` over `k` batches of tensors in host memory, handed out in turn for `n` items: fastai moves each to its device"
+    def __init__(self, x, y, bs, n, device): super().__init__(bs=bs, n=n, device=device); self.x,self.y = x,y
+    def create_batches(self, samps):
+        k = len(self.x) // self.bs
+        for i in range(len(list(samps)) // self.bs): j = (i % k) * self.bs; yield self.x[j:j+self.bs], self.y[j:j+self.bs]
+
+def host_dls(size:int, bs:int, steps:int, device, k:int=4) -> DataLoaders:
+    "`steps` training batches and `steps//4` validation ones, from `k` distinct batches in host memory (no decoding: the copies are what is timed)"
+    g = torch.Generator().manual_seed(0)
+    x,y = torch.randn(k*bs, 3, size, size, generator=g),torch.randint(0, 10, (k*bs,), generator=g)
+    return DataLoaders(HostBatches(x, y, bs, steps*bs, device), HostBatches(x, y, bs, max(1, steps//4)*bs, device), device=device)
+
+class _Counted(Callback):
+    "Host reads and, on CUDA, host syncs between the first and the last callback of each training batch"
+    def __init__(self, first:bool, box:dict): self.first,self.box,self.order = first,box,(-10**9 if first else 10**9)
+    def before_batch(self):
+        if self.first and self.training: self.box['reads'].phase = 'batch'; self.box['on'] = True
+    def after_batch(self):
+        if not self.first and self.box.get('on'): self.box['reads'].phase = None; self.box['on'] = False; self.box['n'] += 1
+
+def _count_fit(learn, dev) -> dict:
+    "One epoch of `learn` with its host reads and host syncs per training batch counted"
+    box = {'reads': HostReads(phase=None), 'n': 0}
+    syncs = []
+    def hook(msg, *a, **k):
+        if box.get('on') and 'synchroniz' in str(msg): syncs.append(msg)
+    with box['reads'], warnings.catch_warnings():
+        warnings.simplefilter('always'); old = warnings.showwarning; warnings.showwarning = hook
+        if dev.type == 'cuda': torch.cuda.set_sync_debug_mode('warn')
+        try: learn.fit(1, cbs=[_Counted(True, box), _Counted(False, box)])
+        finally:
+            warnings.showwarning = old
+            if dev.type == 'cuda': torch.cuda.set_sync_debug_mode(0)
+    n = max(box['n'], 1)
+    return {'host reads/batch': box['reads'].counts['batch'] / n, 'host syncs/batch': len(syncs) / n if dev.type == 'cuda' else None}
+
+def epochs(rep:Report, dev, quick:bool):
+    "A fastai epoch, fastai stock against ours: batches from host memory (fastai's copies to the device included), validation, the default callbacks"
+    import copy, timm
+    steps,repeats = (6, 2) if quick else (40, 2)
+    cfgs = {k: v for k,v in optimizer_configs('fp16' if dev.type == 'cuda' else None).items() if k in ('fastai stock', 'ours')}
+    rows = []
+    for model,size,bs in [('resnet10t', 32, 16)] if quick else EPOCHS:
+        def one():
+            dls = host_dls(size, bs, steps, dev)
+            base = timm.create_model(model, num_classes=10)
+            learns = {k: f(Learner(dls, copy.deepcopy(base).to(dev), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)) for k,f in cfgs.items()}
+            times = {k: [] for k in learns}
+            for r in range(1 + repeats):  # a warm-up epoch each, then epochs in turns
+                for k,l in learns.items():
+                    t = device_time(dev.type)
+                    with contextlib.redirect_stderr(io.StringIO()): l.fit(1, 1e-3)
+                    if r: times[k].append(device_time(dev.type) - t)
+            out = []
+            for k,l in learns.items():
+                s = pd.Series(times[k])
+                out.append(dict(model=model, size=size, bs=bs, config=k, **{'epoch s': s.median(), 'min': s.min(), 'max': s.max()},
+                                **{'img/s': steps*bs / s.median()}, **_count_fit(l, dev)))
+            return out
+        res = rep.step('Epochs', f'{model} bs {bs}', _autotuned(one), est=10 if quick else 45)
+        rows += res or []
+    if rows:
+        df = pd.DataFrame(rows)
+        df['vs fastai stock'] = df['img/s'] / df.groupby(['model', 'bs'])['img/s'].transform(lambda s: s.iloc[0])
+        rep.add('Epochs', f"`learn.fit(1)` with fastai's default callbacks (progress bar included) and `accuracy`: {steps} training "
+                f"batches from host memory and {max(1, steps//4)} validation batches, fastai moving each to the device; a warm-up "
+                f"epoch each, then {repeats} epochs each in turns, the median. fastai stock: its `ChannelsLast` and `MixedPrecision`, "
+                "its `Adam` and recorder; ours: `to_channelslast()`. Host reads and syncs are a training batch's, from one more "
+                "epoch.\n\n" + _md(df) + '\n', rows=df.to_dict(orient='records'))
 
 def summarise(rep:Report):
     "The Utilisation and Auto tables from the rows the model steps left"
@@ -433,6 +519,7 @@ def main():
     for p in plan if 'resnet50' in parts else []: throughput(rep, dev, *p, quick=a.quick)
     summarise(rep)
     if 'breakdown' in parts: breakdown(rep, dev, a.quick)
+    if 'epochs' in parts: epochs(rep, dev, a.quick)
     if 'thrash' in parts: thrash(rep, dev, ['resnet18', 'resnet50_gn', 'tresnet_m'] if a.quick else SURVEY, 32 if a.quick else 96)
     for p in others if 'others' in parts else []:
         throughput(rep, dev, *p, quick=a.quick)

@@ -214,12 +214,16 @@ def profile_configs(
         return {k: l.channelslast_profile(n_steps=n_steps, warmup=warmup) for k,l in progress_bar(list(learns.items()), leave=False)}
 
 def profile_table(profiles:dict) -> pd.DataFrame:
-    "ms a step per phase (and the step, unsynced step, copies and host syncs), one column per configuration"
+    "ms a step per phase (and the step, unsynced step, copies, host syncs, aten ops and host reads), one column per configuration"
     df = pd.DataFrame({k: p['ms/step'] for k,p in profiles.items()})
     extra = {'unsynced step': 'unsynced ms/step', 'copies/step': 'copies/step', 'host syncs/step': 'host syncs/step'}
     for row,a in extra.items():
         vals = {k: p.attrs[a] for k,p in profiles.items()}
         if any(v is not None for v in vals.values()): df.loc[row] = pd.Series(vals, dtype=float)
+    if all('aten ops' in p for p in profiles.values()):  # device-independent: what a GPU launches and waits for
+        df.loc['aten ops/step'] = pd.Series({k: p.loc['step', 'aten ops'] for k,p in profiles.items()})
+        df.loc['optimizer ops/step'] = pd.Series({k: p.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum() for k,p in profiles.items()})
+        df.loc['host reads/step'] = pd.Series({k: p.loc['step', 'host reads'] for k,p in profiles.items()})
     return df
 
 def profile_plot(profiles:dict, title:str=''):

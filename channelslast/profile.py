@@ -17,6 +17,7 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from .amp import model_device_type, device_time
 from .check import _conversions, _records_strides, _preserved
+from .lean import AtenOps, HostReads
 
 # %% auto #0
 __all__ = ['step_phases', 'profile_summary']
@@ -47,7 +48,7 @@ class _StepClock:
     def __init__(self, device_type:str, warmup:int, n:int, busy=lambda: False):
         self.device_type,self.warmup,self.n,self.busy = device_type,warmup,n,busy
         self.step,self.t_end,self.t = 0,None,{}
-        self.timed,self.plain,self.copies,self.syncs = [],[],None,None
+        self.timed,self.plain,self.copies,self.syncs,self.ops,self.reads = [],[],None,None,None,None
 
     @property
     def stage(self) -> str:
@@ -61,6 +62,7 @@ class _StepClock:
         if (event, pos) not in _marks: return  # `_Mark` sees both ends of every event; a step has 12 readings
         stage,last = self.stage,(event, pos) == _marks[-1]
         if stage == 'timed': self.t[(event, pos)] = device_time(self.device_type)  # waits for the device first
+        if stage == 'count' and not last: self.ops.phase = self.reads.phase = _booked[_marks.index((event, pos)) + 1]
         if not last: return
         if stage == 'count': self._stop_count(); raise CancelFitException()
         t = device_time(self.device_type)
@@ -79,14 +81,17 @@ class _StepClock:
         return {**out, 'step': t_last - self.t_end}
 
     def _start_count(self):
-        "The next step runs under `torch.profiler` (format-conversion copies) and, on CUDA, counts its host syncs"
+        "The next step runs under `torch.profiler` (format-conversion copies), counts its aten ops and host reads per phase and, on CUDA, its host syncs"
         self.prof = profile(activities=[ProfilerActivity.CPU], record_shapes=True); self.prof.__enter__()
+        self.ops,self.reads = AtenOps(_booked[0]),HostReads(_booked[0])  # the step's first interval: its batch wait
+        self.ops.__enter__(); self.reads.__enter__()
         if self.device_type == 'cuda':
             self.sync_mode = torch.cuda.get_sync_debug_mode(); torch.cuda.set_sync_debug_mode('warn')
             self.caught = warnings.catch_warnings(record=True); self.warned = self.caught.__enter__(); warnings.simplefilter('always')
 
     def _stop_count(self):
         if getattr(self, 'prof', None) is None: return  # not counting (or stopped already)
+        self.reads.__exit__(None, None, None); self.ops.__exit__(None, None, None)
         if self.device_type == 'cuda':
             torch.cuda.set_sync_debug_mode(self.sync_mode); self.caught.__exit__(None, None, None)
             self.syncs = sum('synchronizing CUDA operation' in str(w.message) for w in self.warned)
@@ -132,10 +137,16 @@ _advice = {
     'other': "callbacks: see which with fewer of them (learn.no_bar(), no metrics), and `check` for input conversions",
 }
 
-def _table(timed:list, plain:list, device_type:str, copies, syncs) -> pd.DataFrame:
+def _counts(c) -> pd.Series:
+    "A counter's counts per phase, and the step's total"
+    s = pd.Series({ph: c.counts[ph] for ph in step_phases}) if c is not None else pd.Series(dtype=float)
+    return pd.concat([s, pd.Series({'step': s.sum()})]) if c is not None else s
+
+def _table(timed:list, plain:list, device_type:str, copies, syncs, ops=None, reads=None) -> pd.DataFrame:
     d = pd.DataFrame(timed)[step_phases + ['step']] * 1e3
     med = d.median()
-    df = pd.DataFrame({'ms/step': med, 'min': d.min(), 'max': d.max(), 'share': med / med['step']})
+    df = pd.DataFrame({'ms/step': med, 'min': d.min(), 'max': d.max(), 'share': med / med['step'],
+                       'aten ops': _counts(ops), 'host reads': _counts(reads)})
     df.index.name = 'phase'
     df.attrs = {'device': device_type, 'steps': len(timed), 'synced': device_type in ('cuda', 'mps'),
                 'unsynced ms/step': float(pd.Series(plain).median() * 1e3) if plain else float('nan'),
@@ -153,6 +164,8 @@ def profile_summary(df:pd.DataFrame) -> str:
     cp = ('copies: not counted (this torch\'s profiler records no strides)' if a['copies/step'] is None else
           f"{a['copies/step']} format-conversion copies a step ({a['copied MB/step']:.1f} MB)")
     hs = '' if a['host syncs/step'] is None else f", {a['host syncs/step']} host syncs a step"
+    if 'aten ops' in df and df['aten ops'].notna().all():
+        hs += f"; {df.loc['step', 'aten ops']:.0f} aten ops and {df.loc['step', 'host reads']:.0f} host reads a step (the optimizer's step and zero_grad: {df.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum():.0f} ops)"
     top = df.drop('step').share.idxmax()
     trained = f"{a['trained']} steps trained, then the learner put back as it was; " if 'trained' in a else ''
     return '\n'.join([f"{trained}{a['steps']} timed steps; {how}", cp + hs, f"most time: {top} ({df.share[top]:.0%}): {_advice[top]}"])
@@ -179,6 +192,6 @@ def channelslast_profile(self:Learner,
         try: self.fit(math.ceil(total / n_batches) + 1, lr=lr, cbs=[_Mark(clock, 0), _Mark(clock, 1)])
         finally: clock._stop_count()  # a step that raised leaves no profiler running, nor CUDA's sync warnings on
     if len(clock.timed) < n_steps: raise RuntimeError(f"channelslast_profile: the fit ended after {clock.step} steps, before its {n_steps} timed ones (a callback cancelled it?)")
-    df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs)
+    df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs, clock.ops, clock.reads)
     df.attrs['trained'] = clock.step + 1  # warm-up, timed, plain and the counted step: all undone
     return df

@@ -43,9 +43,13 @@ def test_quick_report_figures(quick):
     m = mends[0]
     assert m['faster'] == (m['mended / native'] >= 1.05 and m['mended min'] > m['native img/s']) and m['mended min'] <= m['mended img/s']
     assert all(r['picked'] != 'None' and r['auto_vs_best'] > 0 for r in s['Auto']['rows'])  # the trial ended in the warm-up
-    bd = s['Step breakdown']['rows']  # each optimizer's step, broken down; host syncs counted on CUDA only
-    assert [r['optimizer'] for r in bd] == ['fastai Adam', 'torch AdamW(fused)'] and all(r['step'] > 0 and r['optimizer step'] > 0 for r in bd), bd
-    assert all(r['host_syncs'] is None and r['copies'] >= 1 for r in bd), bd
+    bd = {r['config']: r for r in s['Step breakdown']['rows']}  # each config's step, broken down; host syncs counted on CUDA only
+    assert list(bd) == ['fastai stock', 'ours', "ours, fastai's Adam", 'ours, torch AdamW(fused)'], bd
+    assert all(r['step'] > 0 and r['optimizer step'] > 0 and r['host_syncs'] is None and r['copies'] >= 1 for r in bd.values()), bd
+    assert bd['ours']['optimizer_ops'] < bd["ours, fastai's Adam"]['optimizer_ops'] / 3 and bd['ours']['host_reads'] == 0 < bd['fastai stock']['host_reads']
+    ep = {r['config']: r for r in s['Epochs']['rows']}  # a fastai epoch: fastai stock against ours, reads counted
+    assert list(ep) == ['fastai stock', 'ours'] and all(r['img/s'] > 0 and r['min'] <= r['epoch s'] <= r['max'] for r in ep.values()), ep
+    assert ep['fastai stock']['host reads/batch'] >= 1 and ep['ours']['host reads/batch'] <= 1/4, ep
     thrash = {r['model']: r for r in s['Thrash']['rows']}
     # mended, TResNet's SpaceToDepth keeps the format on the CPU; the kernel table says CUDA loses it at BlurPool's reflect pad
     assert thrash['tresnet_m']['cpu thrash'] == 0 and thrash['tresnet_m']['predicted (--target cuda)'] == 'BlurPool2d x3'

@@ -32,9 +32,12 @@ def test_profile_script():
     "The step-breakdown benchmark runs end to end: both optimizers profiled, their phases adding up to the step"
     res = run('benchmarks/profile_cpu.py', '--model', 'resnet10t', '--size', '32', '--bs', '8', '--steps', '2', '--md')
     assert res.returncode == 0, res.stderr[-3000:]
-    assert 'fastai Adam:' in res.stdout and 'torch AdamW(fused):' in res.stdout and 'optimizer step' in res.stdout, res.stdout
-    steps = [float(l.split('|')[2]) for l in res.stdout.splitlines() if l.startswith('| step ')]
-    assert len(steps) == 2 and all(s > 0 for s in steps), res.stdout
+    assert all(f'{k}:' in res.stdout for k in ('fastai stock', 'ours', "ours, fastai's Adam", 'ours, torch AdamW(fused)')), res.stdout
+    rows = [l for l in res.stdout.splitlines() if l.startswith('| step ')]  # each config's table, then all side by side
+    steps = [float(l.split('|')[2]) for l in rows[:4]]
+    assert len(rows) == 5 and all(s > 0 for s in steps), res.stdout
+    assert all(abs(float(v) - s) < 0.06 for v,s in zip(rows[-1].split('|')[2:6], steps)), res.stdout
+    assert "ours against fastai stock: step" in res.stdout and 'optimizer ops/step' in res.stdout, res.stdout
 
 def test_mend_benchmark_script():
     "The mending benchmark runs end to end: the three configs measured and both ratios printed, positive"
