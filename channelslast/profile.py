@@ -132,8 +132,8 @@ _advice = {
     'forward': "the model's own compute: channels-last with AMP (`learn.to_channelslast()`), compile=True, or `channelslast check` for copies",
     'loss': "the loss function: a fused or simpler loss, computed in the AMP precision",
     'backward': "the model's own compute: channels-last with AMP, compile=True, or `channelslast check` for the copies the backward makes",
-    'optimizer step': "the optimizer: a fused one (torch's AdamW(fused=True) through fastai's OptimWrapper) launches a few kernels, not several per parameter",
-    'zero_grad': "zeroing gradients: an optimizer that sets them to None (torch's, through OptimWrapper)",
+    'optimizer step': "the optimizer: `to_channelslast()` makes fastai's its fused twin (`fast_opt`, see `optim`): a few kernels a step, not several per parameter",
+    'zero_grad': "zeroing gradients: the fused twin zeroes them all in one operation (`to_channelslast()`)",
     'other': "callbacks: see which with fewer of them (learn.no_bar(), no metrics), and `check` for input conversions",
 }
 
