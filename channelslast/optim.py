@@ -10,6 +10,7 @@ import math
 from collections import defaultdict
 from functools import partial
 import torch
+from fastcore.basics import patch
 from fastai.optimizer import (Optimizer, Lookahead, weight_decay, l2_reg, average_grad, average_sqr_grad, step_stat, sgd_step,
     momentum_step, rms_prop_step, adam_step, radam_step, qhadam_step, lamb_step, debias)
 from .core import memory_format_for
@@ -21,7 +22,7 @@ __all__ = ['step_twins', 'missing_twins', 'step_plan', 'FusedOptimizer', 'FusedL
 # %% ../nbs/01c_optim.ipynb #16fc6159
 class _Bucket:
     "The parameters of one group with a gradient, on one device and dtype: their gradients, states and the group's hypers"
-    def __init__(self, hyper:dict): self.hyper,self.ps,self.grads,self.states = hyper,[],[],[]
+    def __init__(self, hyper:dict, opt=None): self.hyper,self.opt,self.ps,self.grads,self.states = hyper,opt,[],[],[]
     def add(self, p, state:dict): self.ps.append(p); self.grads.append(p.grad); self.states.append(state)
     def get(self, k:str, default=None) -> list:
         "Each parameter's `k` as fastai's step callbacks see it: the group's hyper-parameter, else its own state"
@@ -31,7 +32,7 @@ class _Bucket:
         for s,v in zip(self.states, vals): s[k] = v
     def where(self, keep:list) -> _Bucket:
         "The parameters for which `keep` is true, in a bucket of their own"
-        b = _Bucket(self.hyper)
+        b = _Bucket(self.hyper, self.opt)
         for p,s,k in zip(self.ps, self.states, keep):
             if k: b.add(p, s)
         return b
@@ -197,14 +198,25 @@ def _flat(t:torch.Tensor) -> torch.Tensor:
 def _fusable(b:_Bucket, keys:list) -> list:
     "Which parameters of `b` a fused kernel takes: a device that has one, and its tensors (`keys` of its state) laid out alike"
     if b.ps and b.ps[0].device.type not in _fused_devices(): return [False]*len(b.ps)
-    return [_flat_alike([p, g, *(s[k] for k in keys)]) for p,g,s in zip(b.ps, b.grads, b.states)]
+    # state not made yet will be made like the gradient (`_zeros`)
+    return [_flat_alike([p, g, *(s.get(k, g) for k in keys)]) for p,g,s in zip(b.ps, b.grads, b.states)]
 
 def _step_tensors(b:_Bucket) -> list:
-    "Each parameter's step count as the float32 tensor the fused kernels read: one per distinct count, filled on the device"
+    "Each parameter's step count as the float32 tensor the fused kernels read, less the steps a `GradScaler` skipped on the device"
+    skips = b.opt._skips if b.opt is not None else {}
+    if any(p in skips for p in b.ps):  # attempts (the host's count) less skipped ones (the device's)
+        t = torch._foreach_sub([b.opt._skip(p) for p in b.ps], [float(s) for s in b.get('step')])
+        torch._foreach_neg_(t); return t
     # `torch.full` launches a fill with the number as its argument; `torch.tensor(s, device='cuda')` would copy from the
     # host and wait for the GPU's queue to drain
     ts = {s: torch.full((), float(s), device=b.ps[0].device) for s in dict.fromkeys(b.get('step'))}
     return [ts[s] for s in b.get('step')]
+
+def _skipped(sub:_Bucket):
+    "After a fused kernel given a `GradScaler`'s inf flag: each parameter's count of skipped steps, on the device"
+    if sub.opt is not None and sub.opt.found_inf is not None: torch._foreach_add_([sub.opt._skip(p) for p in sub.ps], sub.opt.found_inf)
+
+def _inf(b:_Bucket): return None if b.opt is None else b.opt.found_inf
 
 def _fused_adam(b:_Bucket, decay:bool=True):
     "fastai's Adam (after its decoupled weight decay when `decay`) in torch's fused kernel; the twins for what it can't take"
@@ -220,7 +232,8 @@ def _fused_adam(b:_Bucket, decay:bool=True):
     for (lr,mom,sqr,eps,w),sub in b.by(keys):
         torch._fused_adamw_([_flat(p) for p in sub.ps], [_flat(g) for g in sub.grads], [_flat(s['grad_avg']) for s in sub.states],
             [_flat(s['sqr_avg']) for s in sub.states], [], _step_tensors(sub),
-            lr=lr, beta1=mom, beta2=sqr, weight_decay=w, eps=eps, amsgrad=False, maximize=False)
+            lr=lr, beta1=mom, beta2=sqr, weight_decay=w, eps=eps, amsgrad=False, maximize=False, found_inf=_inf(sub))
+        _skipped(sub)
 
 def _fused_sgd(b:_Bucket):
     "fastai's SGD with momentum (`average_grad`, `momentum_step`) in torch's fused kernel; the twins for what it can't take"
@@ -232,7 +245,8 @@ def _fused_sgd(b:_Bucket):
     for (lr,mom),sub in b.by(list(zip(b.get('lr'), b.get('mom')))):
         # fastai's average starts at zeros: 0·mom + g, which is torch's first-step copy of g, so never `is_first_step`
         torch._fused_sgd_([_flat(p) for p in sub.ps], [_flat(g) for g in sub.grads], [_flat(s['grad_avg']) for s in sub.states],
-            weight_decay=0., momentum=mom, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False)
+            weight_decay=0., momentum=mom, lr=lr, dampening=0., nesterov=False, maximize=False, is_first_step=False,
+            found_inf=_inf(sub))
 
 # %% ../nbs/01c_optim.ipynb #3e08d464
 def _sig(cb) -> tuple:
@@ -257,12 +271,15 @@ def step_plan(cbs, fused:bool=True) -> list:
 class FusedOptimizer(Optimizer):
     "fastai's `Optimizer`, stepping all parameters of a group at once: step callbacks' twins (`torch._foreach_*`), fused kernels for `Adam` and `SGD`"
     fused = True  # False: the twins only, bit for bit fastai's arithmetic (the fused kernels round in their own order)
+    found_inf = grad_scale = None  # what a `GradScaler` hands a step it lets the optimizer skip (`_step_supports_amp_scaling`)
 
     @torch.no_grad()
     def step(self, closure=None):
         if closure is not None: raise NotImplementedError("fastai optimizers currently do not support closure")
+        if self.found_inf is None: self._fold_skips()  # a step the host decided: its step counts must be exact
         plan = step_plan(self.cbs, self.fused)
         for b in self._buckets():
+            if self.grad_scale is not None: torch._foreach_div_(b.grads, self.grad_scale)  # handed scaled gradients
             for f in plan: f(b)
 
     def _buckets(self):
@@ -271,7 +288,7 @@ class FusedOptimizer(Optimizer):
             for p in pg:
                 if p.grad is None: continue  # fastai's `all_params(with_grad=True)`
                 k = (p.device, p.dtype)
-                if k not in bs: bs[k] = _Bucket(hyper)
+                if k not in bs: bs[k] = _Bucket(hyper, self)
                 bs[k].add(p, self.state[p])
             yield from bs.values()
 
@@ -283,6 +300,52 @@ class FusedOptimizer(Optimizer):
                 if p.grad.requires_grad: p.grad.detach_()  # fastai detaches each; only one made with `create_graph` needs it
                 gs[(p.grad.device, p.grad.dtype)].append(p.grad)
         for g in gs.values(): torch._foreach_zero_(g)
+
+# %% ../nbs/01c_optim.ipynb #d6a7e2bd
+def _grads_only(f, opt) -> bool:
+    "Whether step function `f` changes nothing but gradients (harmless before a step that is skipped)"
+    g = getattr(f, 'func', f)
+    return g is _l2_reg or (g is _weight_decay and all(h.get('wd', 0) == 0 for h in opt.hypers))
+
+@patch(as_prop=True)
+def _step_supports_amp_scaling(self:FusedOptimizer) -> bool:
+    "Whether a `GradScaler` may hand this step its inf flag: every change is a fused kernel's, which skips in place"
+    plan = step_plan(self.cbs, self.fused)
+    kernels = [f for f in plan if getattr(f, 'func', f) in (_fused_adam, _fused_sgd)]
+    if not kernels or not all(f in kernels or _grads_only(f, self) for f in plan): return False
+    return all(all(_fusable(b, ('grad_avg', 'sqr_avg'))) for b in self._buckets())
+
+@patch(as_prop=True)
+def _skips(self:FusedOptimizer) -> dict: return vars(self).setdefault('_skip_counts', {})
+
+@patch
+def _skip(self:FusedOptimizer, p) -> torch.Tensor:
+    "Parameter `p`'s count of steps a `GradScaler` skipped on the device, a 0-d tensor there"
+    if p not in self._skips: self._skips[p] = torch.zeros((), device=p.device)
+    return self._skips[p]
+
+@patch
+def _fold_skips(self:FusedOptimizer):
+    "The steps skipped on the device taken off each parameter's host step count: one read per device, where there are any"
+    sk = vars(self).pop('_skip_counts', None)
+    by = defaultdict(list)
+    for p,t in (sk or {}).items(): by[t.device].append((p, t))
+    for pts in by.values():
+        for (p,_),n in zip(pts, torch.stack([t for _,t in pts]).tolist()):
+            if n: self.state[p]['step'] -= int(n)
+
+@patch
+def state_dict(self:FusedOptimizer) -> dict:
+    "fastai's state dict, step counts exact"
+    self._fold_skips(); return Optimizer.state_dict(self)
+
+@patch
+def load_state_dict(self:FusedOptimizer, sd:dict):
+    vars(self).pop('_skip_counts', None); Optimizer.load_state_dict(self, sd)
+
+@patch
+def clear_state(self:FusedOptimizer):
+    vars(self).pop('_skip_counts', None); Optimizer.clear_state(self)
 
 # %% ../nbs/01c_optim.ipynb #54e19432
 class FusedLookahead(Lookahead):
@@ -303,6 +366,7 @@ class FusedLookahead(Lookahead):
             torch._foreach_copy_(fast, slow)
 
     def zero_grad(self): self.opt.zero_grad()
+    _step_supports_amp_scaling = False  # its step is more than the inner optimizer's: the scaler decides it on the host
 
 # %% ../nbs/01c_optim.ipynb #4a47f1a4
 def _inner(opt):
@@ -329,5 +393,6 @@ def fuse_optimizer(opt,
 def unfuse_optimizer(opt):
     "Make a `FusedOptimizer` (or `FusedLookahead`) fastai's `Optimizer` (`Lookahead`) again, in place; anything else is left alone"
     if type(opt) is FusedLookahead: opt.__class__ = Lookahead
-    if type(_inner(opt)) is FusedOptimizer: vars(_inner(opt)).pop('fused', None); _inner(opt).__class__ = Optimizer
+    if type(inner := _inner(opt)) is FusedOptimizer:
+        inner._fold_skips(); vars(inner).pop('fused', None); inner.__class__ = Optimizer
     return opt
