@@ -5,7 +5,7 @@ in `--quick` runs and in CI) and records pass/fail with the error. The checks st
 on: the CPU guard, for instance, must run its layer in NCHW on a CPU and stay off on CUDA. `run_notebook` runs a
 notebook's cells as `nbdev-test` does, its `#| cuda` cells included on a CUDA device, with no Jupyter kernel (the
 GPU machine has none)."""
-import copy, json, os, sys, tempfile, types, warnings
+import codeop, copy, json, os, sys, tempfile, types, warnings
 from pathlib import Path
 import torch
 from torch import nn
@@ -228,6 +228,7 @@ def run_notebook(fn:Path, cuda:bool) -> int:
     _nbdev_stub()
     os.environ['IN_TEST'] = '1'
     ns,ran,cwd = {'__name__': '__main__'},0,os.getcwd()
+    cc = codeop.Compile()  # keeps a cell's `from __future__ import annotations` for the cells after it, as IPython does
     os.chdir(Path(fn).parent)  # notebooks run from their folder
     try:
         with warnings.catch_warnings():
@@ -235,7 +236,7 @@ def run_notebook(fn:Path, cuda:bool) -> int:
             for i,src in enumerate(cells[:last+1]):
                 fl = _flags(src)
                 if any(f.replace(' ', '') == 'eval:false' for f in fl) or ('slow' in fl) or ('cuda' in fl and not cuda): continue
-                try: exec(compile(src, f'{Path(fn).name} cell {i}', 'exec'), ns)
+                try: exec(cc(src, f'{Path(fn).name} cell {i}', 'exec'), ns)
                 except Exception as e: raise AssertionError(f'{Path(fn).name}, code cell {i}: {type(e).__name__}: {e}') from e
                 ran += 'cuda' in fl
     finally: os.chdir(cwd)

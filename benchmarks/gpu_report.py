@@ -396,9 +396,9 @@ def breakdown(rep:Report, dev, quick:bool):
         for cfg,p in (profs or {}).items():
             rows.append(dict(model=model, size=size, bs=bs, config=cfg, **{ph: p.loc[ph, 'ms/step'] for ph in step_phases},
                              step=p.loc['step', 'ms/step'], **{f'{ph} share': p.loc[ph, 'share'] for ph in ('optimizer step', 'other')},
-                             unsynced=p.attrs['unsynced ms/step'], copies=p.attrs['copies/step'], aten_ops=p.loc['step', 'aten ops'],
-                             optimizer_ops=p.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum(),
-                             host_reads=p.loc['step', 'host reads'], host_syncs=p.attrs['host syncs/step']))
+                             unsynced=p.attrs['unsynced ms/step'], copies=p.attrs['copies/step'], aten_ops=int(p.loc['step', 'aten ops']),
+                             optimizer_ops=int(p.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum()),
+                             host_reads=int(p.loc['step', 'host reads']), host_syncs=p.attrs['host syncs/step']))
     if rows:
         rep.add('Step breakdown', "ms a training step per phase (`learn.channelslast_profile`, median of "
                 f"{n_steps} steps, the device synchronised at each phase boundary; `unsynced`: the plain steps between them): "

@@ -207,7 +207,7 @@ class MixedPrecision(FastaiMixedPrecision):
     def after_batch(self): self.leave_autocast()  # a `CancelBatchException` before `after_loss` skips it
     def after_fit(self): pass  # keep autocast and scaler (and so the learnt scale) for the next fit and for inference
     def before_step(self):
-        "fp16: the gradients of the learner's own optimizer unscaled here, as fastai's are; the scaler steps it in `Learner._step`"
+        "fp16: the gradients of the learner's own optimizer unscaled here, as fastai's are; the scaler steps it where fastai steps it"
         if self.scaler.is_enabled(): self.scaler.unscale_(stepping_optimizer(self.learn.opt))
 
     def step_optimizer(self):

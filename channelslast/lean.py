@@ -154,7 +154,7 @@ def unlean_recorder(learn):
 
 # %% ../nbs/01d_lean.ipynb #c8193129
 _non_blocking = ContextVar('channelslast_non_blocking', default=False)
-_fastai_iter = DataLoader.__iter__
+if not hasattr(DataLoader, 'fastai_iter'): DataLoader.fastai_iter = DataLoader.__iter__  # once, even if reloaded
 
 def _loader_to_device(b, device=None, non_blocking:bool=False):
     "fastai's `to_device` for a `DataLoader`'s batches: without waiting when the loader asks (`dl.non_blocking`)"
@@ -165,8 +165,8 @@ fastai_load.to_device = _loader_to_device  # the name fastai's `DataLoader.__ite
 @patch
 def __iter__(self:DataLoader):
     "fastai's iteration; a loader with `non_blocking=True` moves each batch to its device without waiting (from pinned memory)"
-    if not getattr(self, 'non_blocking', False): yield from _fastai_iter(self); return
-    it = _fastai_iter(self)
+    if not getattr(self, 'non_blocking', False): yield from self.fastai_iter(); return
+    it = self.fastai_iter()
     while True:
         tok = _non_blocking.set(True)  # only while fastai's code for this loader runs, not while the batch trains
         try: b = next(it)
