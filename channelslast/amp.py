@@ -19,15 +19,15 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision as FastaiMixedPrecision
 from fastai.optimizer import OptimWrapper
 
 # %% auto #0
-__all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'pretend_cpu', 'cpu_name', 'cpu_description', 'check_amp_mode',
-           'default_amp_mode', 'device_amp_mode', 'amp_choices', 'trial_precisions', 'amp_dtype', 'model_device_type',
-           'device_time', 'check_scaler_args', 'stepping_optimizer', 'MixedPrecision', 'AMPMode']
+__all__ = ['cpu_has_native_bf16', 'cpu_has_native_fp16', 'cpu_has_amx', 'pretend_cpu', 'cpu_name', 'cpu_description',
+           'check_amp_mode', 'default_amp_mode', 'device_amp_mode', 'amp_choices', 'trial_precisions', 'amp_dtype',
+           'model_device_type', 'device_time', 'check_scaler_args', 'stepping_optimizer', 'MixedPrecision', 'AMPMode']
 
 # %% ../nbs/01_amp.ipynb #0878fe58
 _all_ = ['AMPMode']  # fastai's enum, re-exported so `amp_mode=AMPMode.BF16` needs no other import
 
 # %% ../nbs/01_amp.ipynb #6cd10b4f
-_env = {'bf16': 'CHANNELSLAST_CPU_BF16', 'fp16': 'CHANNELSLAST_CPU_FP16'}  # set by `pretend_cpu`
+_env = {'bf16': 'CHANNELSLAST_CPU_BF16', 'fp16': 'CHANNELSLAST_CPU_FP16', 'amx': 'CHANNELSLAST_CPU_AMX'}  # set by `pretend_cpu`
 
 def _cpu_has(kind:str, *names) -> bool:
     v = os.environ.get(_env[kind], '')
@@ -44,14 +44,19 @@ def cpu_has_native_fp16() -> bool:
     "True if this CPU computes fp16 in hardware (AMX-FP16)"
     return _cpu_has('fp16', '_is_amx_fp16_supported')
 
+def cpu_has_amx() -> bool:
+    "True if this CPU has AMX tiles (AMX-BF16): bf16 matrix units whose tiles want 16 rows of output pixels"
+    return _cpu_has('amx', '_is_amx_tile_supported')
+
 # %% ../nbs/01_amp.ipynb #ab7d7d7a
 @contextmanager
 def pretend_cpu(
     bf16:bool|None=None, # Whether the CPU has native bf16 inside the block; None: ask the hardware
     fp16:bool|None=None, # Whether it has native fp16 (AMX-FP16); None: ask the hardware
+    amx:bool|None=None, # Whether it has AMX tiles (AMX-BF16); None: ask the hardware
 ):
-    "Context manager: `cpu_has_native_bf16`/`cpu_has_native_fp16` answer `bf16`/`fp16` in the block, in subprocesses too"
-    new = {_env['bf16']: bf16, _env['fp16']: fp16}
+    "Context manager: `cpu_has_native_bf16`/`cpu_has_native_fp16`/`cpu_has_amx` answer `bf16`/`fp16`/`amx` in the block, in subprocesses too"
+    new = {_env['bf16']: bf16, _env['fp16']: fp16, _env['amx']: amx}
     old = {k: os.environ.get(k) for k in new}
     try:
         for k,v in new.items():
@@ -72,7 +77,7 @@ def cpu_name() -> str:
 def cpu_description() -> str:
     "This CPU's name, core count and whether it has native bf16 (and fp16): what a figure measured on it should say"
     return (f"{cpu_name()}, {os.cpu_count()} cores, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
-            + (', native fp16: yes' if cpu_has_native_fp16() else ''))
+            + (', AMX: yes' if cpu_has_amx() else '') + (', native fp16: yes' if cpu_has_native_fp16() else ''))
 
 # %% ../nbs/01_amp.ipynb #05d356f7
 _amp_choices = "'fp16', 'bf16' (or AMPMode.FP16, AMPMode.BF16), 'auto' (measure), or None for the device's fast default"

@@ -14,9 +14,9 @@ from fastcore.basics import store_attr
 __all__ = ['trial_plan', 'config_name', 'FormatTrial']
 
 # %% ../nbs/01a_auto.ipynb #d766748f
-def trial_plan(steps:int=3, amps=(None,)) -> list:
-    "One (config, timed) entry per trial step: a warm-up step for each config, then `steps` timed steps each, taking turns"
-    cfgs = [(fmt, a) for a in amps for fmt in ('channels_last', 'contiguous')]
+def trial_plan(steps:int=3, amps=(None,), configs=None) -> list:
+    "One (config, timed) entry per trial step: a warm-up step for each config (`configs`, or each format in each of `amps`), then `steps` timed steps each, taking turns"
+    cfgs = list(configs) if configs is not None else [(fmt, a) for a in amps for fmt in ('channels_last', 'contiguous')]
     # taking turns (A B A B, not A A B B): costs of the first steps of a run (memory first touched, caches filling)
     # and drift of the machine fall on every config alike. Timing A's steps first made resnet26t pick NCHW, 13% slower
     return [(c, False) for c in cfgs] + [(c, True) for _ in range(steps) for c in cfgs]
@@ -33,8 +33,10 @@ class FormatTrial:
         clock:Callable, # Seconds, read once the device's queued work is done (`device_time`)
         steps:int=3, # Timed steps per configuration, each configuration after one untimed warm-up step
         amps=(None,), # The precisions to try: `AMPMode`s and False (float32); None: leave the precision as it is
+        configs=None, # Or the (format, precision) configurations to try, instead of each format in each of `amps`
+        label:str='ChannelsLast(auto)', # What the decision's log line starts with
     ):
-        store_attr(); self.plan,self.i,self.times,self.decision = trial_plan(steps, amps),0,{},None
+        store_attr(); self.plan,self.i,self.times,self.decision = trial_plan(steps, amps, configs),0,{},None
     @property
     def config(self):
         "The configuration of the current step (the last step's once the plan is done)"
@@ -52,5 +54,5 @@ class FormatTrial:
         self.decision = min(med, key=med.get)
         self.apply(self.decision)
         # one line, printed like fastai's SaveModelCallback does (during fit, `learn.logger` writes table rows)
-        print(f"ChannelsLast(auto): {config_name(self.decision)} ("
+        print(f"{self.label}: {config_name(self.decision)} ("
               + ', '.join(f"{config_name(c)} {m*1000:.1f} ms" for c,m in sorted(med.items(), key=lambda o: o[1])) + " per step)")
