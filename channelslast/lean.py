@@ -139,7 +139,8 @@ def _recording(learn) -> list:
 def lean_recorder(learn):
     "`learn`'s recorder, metrics and progress bar in their device versions (`LeanRecorder`, ...), in place"
     for o in _recording(learn):
-        if type(o) in _lean: o.__class__ = _lean[type(o)]
+        # past Callback.__setattr__, which would warn that the learner has a `__class__` too
+        if type(o) in _lean: object.__setattr__(o, '__class__', _lean[type(o)])
     return learn
 
 def unlean_recorder(learn):
@@ -149,7 +150,7 @@ def unlean_recorder(learn):
     sl = getattr(learn, 'smooth_loss', None)
     if isinstance(sl, torch.Tensor) and sl.device.type != 'cpu': learn.smooth_loss = sl.cpu()
     for o in _recording(learn):
-        if type(o) in _fastai: o.__class__ = _fastai[type(o)]
+        if type(o) in _fastai: object.__setattr__(o, '__class__', _fastai[type(o)])
     return learn
 
 # %% ../nbs/01d_lean.ipynb #c8193129
