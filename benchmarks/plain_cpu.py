@@ -1,0 +1,63 @@
+"""A plain PyTorch loop as it is against the same loop after `channelslast.optimize`, side by side in one process:
+training steps (timm resnet50 at 96px, batch 32, AdamW) and serving (resnet50 at 224px, batch 16), medians of
+`--repeats` interleaved rounds.
+
+    python benchmarks/plain_cpu.py [--repeats 3]"""
+import argparse, copy, statistics, sys, time, warnings
+from pathlib import Path
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+warnings.filterwarnings('ignore')
+import torch, timm
+import torch.nn.functional as F
+import channelslast
+from channelslast.all import cpu_description
+
+def train_ips(model, opt, x, y, steps:int) -> float:
+    "img/s of `steps` training steps in the loop a user writes (autocast from `channelslast.autocast`: nothing if not optimized)"
+    t = time.perf_counter()
+    for _ in range(steps):
+        with channelslast.autocast(model): loss = F.cross_entropy(model(x), y)
+        loss.backward(); opt.step(); opt.zero_grad()
+    return steps * len(x) / (time.perf_counter() - t)
+
+def serve_ips(model, x, steps:int) -> float:
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(steps):
+            with channelslast.autocast(model): model(x)
+    return steps * len(x) / (time.perf_counter() - t)
+
+def table(times:dict, base:str) -> str:
+    b = statistics.median(times[base])
+    return '\n'.join(f"  {k:40s} {statistics.median(v):7.1f} img/s ({min(v):.1f}-{max(v):.1f})  {statistics.median(v) / b:.2f}x" for k,v in times.items())
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0]); ap.add_argument('--repeats', type=int, default=3); ap.add_argument('--steps', type=int, default=4)
+    a = ap.parse_args()
+    print(f"{cpu_description()}; torch {torch.__version__}")
+    torch.manual_seed(0)
+    base = timm.create_model('resnet50', num_classes=10)
+    plain = copy.deepcopy(base); ours = copy.deepcopy(base)
+    opts = {'plain': torch.optim.AdamW(plain.parameters(), lr=1e-3)}
+    ours, opts['ours'] = channelslast.optimize(ours, torch.optim.AdamW(ours.parameters(), lr=1e-3))
+    models = {'plain loop (NCHW float32)': (plain, opts['plain']), 'channelslast.optimize': (ours, opts['ours'])}
+    x,y = torch.randn(32, 3, 96, 96),torch.randint(0, 10, (32,))
+    times = {k: [] for k in models}
+    for r in range(a.repeats + 1):  # the first round warms up
+        for k,(m,o) in models.items():
+            ips = train_ips(m, o, x, y, a.steps)
+            if r: times[k].append(ips)
+    print(f"training resnet50 96px batch 32, AdamW ({ours.channelslast['dtype'] or 'float32'} chosen, fused step: {ours.channelslast['fused']}):")
+    print(table(times, 'plain loop (NCHW float32)'))
+    served = {'plain eval (NCHW float32)': copy.deepcopy(base).eval(), 'channelslast.optimize(model)': channelslast.optimize(copy.deepcopy(base)),
+              'channelslast.optimize(model, compile=True)': channelslast.optimize(copy.deepcopy(base), compile=True)}
+    x = torch.randn(16, 3, 224, 224)
+    times = {k: [] for k in served}
+    for r in range(a.repeats + 1):
+        for k,m in served.items():
+            ips = serve_ips(m, x, a.steps)
+            if r: times[k].append(ips)
+    print("serving resnet50 224px batch 16:")
+    print(table(times, 'plain eval (NCHW float32)'))
+
+if __name__ == '__main__': main()
