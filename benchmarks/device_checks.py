@@ -70,10 +70,21 @@ def check_bf16(dev):
     assert not learn.scaler.is_enabled(), 'GradScaler enabled for bf16'
     assert all(torch.isfinite(torch.tensor(l)) for l in learn.recorder.losses), learn.recorder.losses
 
+def _fixed(dev) -> dict:
+    "`to_channelslast`'s arguments for the device's fast precision, named on a CPU (where with none the workload chooses)"
+    if dev.type != 'cpu': return {}
+    return dict(amp_mode='bf16') if default_amp_mode('cpu') else dict(use_amp=False)
+
 def check_default_precision(dev):
-    "`to_channelslast()` picks the device's fast precision: fp16 on CUDA, the CPU's rule on a CPU"
-    want = {AMPMode.FP16: torch.float16, AMPMode.BF16: torch.bfloat16, None: torch.float32}[default_amp_mode(dev.type)]
-    _expect(seen_at(tiny_learner(dev).to_channelslast(), fit), {(True, want)}, 'last conv input')
+    "`to_channelslast()` picks the device's fast precision: fp16 in channels-last on CUDA; on a CPU the workload's choice, then kept"
+    learn = tiny_learner(dev).to_channelslast()
+    learn.fit(4, 1e-3)  # a CPU's trial, where the rule asks for one, is over by then
+    if dev.type == 'cpu':
+        c = learn.channelslast_choice()
+        assert c is not None and c['config'] in ('CL bf16', 'CL fp32', 'NCHW fp32'), c
+        want = (c['config'].startswith('CL'), torch.bfloat16 if 'bf16' in c['config'] else torch.float32)
+    else: want = (True, {AMPMode.FP16: torch.float16, AMPMode.BF16: torch.bfloat16}[default_amp_mode(dev.type)])
+    _expect(seen_at(learn, fit), {want}, 'last conv input')
 
 class Vol(nn.Module):
     "A tiny 3D classifier"
@@ -82,7 +93,7 @@ class Vol(nn.Module):
 
 def check_conv3d(dev):
     "A Conv3d model trains in channels_last_3d, inputs included"
-    learn = tiny_learner(dev, Vol(), dls=tiny_dls(dev, size=8, ndim=5)).to_channelslast()
+    learn = tiny_learner(dev, Vol(), dls=tiny_dls(dev, size=8, ndim=5)).to_channelslast(**_fixed(dev))
     got = seen_at(learn, fit, learn.model.c3)
     assert {cl for cl,_ in got} == {True}, f'Conv3d input not channels_last_3d: {got}'
     assert is_channels_last(learn.model.c3.weight), 'Conv3d weight not channels_last_3d'
@@ -98,19 +109,19 @@ def check_precision_methods(dev):
 
 def check_save_load_export(dev):
     "Checkpoints and exports hold NCHW weights; loading them gives the same predictions"
-    learn = tiny_learner(dev).to_channelslast()
+    learn = tiny_learner(dev).to_channelslast(**_fixed(dev))
     learn.fit(1, 1e-3)
     preds = learn.get_preds()[0]
     sd = torch.load(learn.save('ckpt'), weights_only=False)
     assert all(v.is_contiguous() for v in sd['model'].values()), 'checkpoint weights not NCHW'
     assert model_is_channels_last(learn.model), 'saving changed the learner'
-    learn2 = tiny_learner(dev, path=learn.path).to_channelslast().load('ckpt')
+    learn2 = tiny_learner(dev, path=learn.path).to_channelslast(**_fixed(dev)).load('ckpt')
     assert torch.allclose(learn2.get_preds()[0], preds, atol=_tol(dev)), 'predictions after load differ'
     learn.export('cl.pkl')
     kept = load_learner(learn.path/'cl.pkl', cpu=dev.type == 'cpu')
     assert all(p.is_contiguous() for p in kept.model.parameters()), 'exported weights not NCHW'
     kept.dls = learn.dls
-    if dev.type == 'cpu': kept.to_channelslast()  # fastai's `load_learner(cpu=True)` leaves float32 NCHW
+    if dev.type == 'cpu': kept.to_channelslast(**_fixed(dev))  # fastai's `load_learner(cpu=True)` leaves float32 NCHW
     assert torch.allclose(kept.get_preds()[0].to(preds.device), preds, atol=_tol(dev)), 'predictions of the export differ'
 
 def check_inference(dev):

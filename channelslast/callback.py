@@ -22,24 +22,13 @@ from .compiling import *
 from .compiling import _inner, _compiler
 from .optim import *
 from .lean import *
+from .workload import WorkloadChoice
+from .plain import opt_state_to_format  # the plain-PyTorch layer's: this one is built on it
 
 # %% auto #0
-__all__ = ['mps_fast_backward_since', 'opt_state_to_format', 'check_trial', 'check_fast_opt', 'mps_channels_last_slow',
-           'ChannelsLast']
+__all__ = ['mps_fast_backward_since', 'check_trial', 'check_fast_opt', 'mps_channels_last_slow', 'ChannelsLast']
 
 # %% ../nbs/02_callback.ipynb #a7e5fffc
-def _opt_states(opt) -> list:
-    inner = getattr(opt, 'opt', None)  # fastai's OptimWrapper keeps a torch optimizer in `.opt`
-    st = getattr(inner if isinstance(inner, torch.optim.Optimizer) else opt, 'state', None) or {}
-    return [s for s in st.values() if isinstance(s, dict)]
-
-def opt_state_to_format(opt, channels_last:bool):
-    "Put the 4D/5D tensors of an optimizer's state (fastai's or a torch one) in channels-last or contiguous format"
-    for s in _opt_states(opt):
-        for k,v in s.items():
-            if isinstance(v, torch.Tensor) and v.ndim in (4,5):
-                s[k] = to_channels_last(v) if channels_last else to_contiguous_format(v)
-
 def _learner_to_format(learn, channels_last:bool, mend:bool|str=True):
     "The model and its optimizer state in channels-last (mended unless `mend=False`) or contiguous format, together"
     if channels_last: model_to_channels_last(learn.model, mend=mend)
@@ -74,15 +63,18 @@ class ChannelsLast(FastaiChannelsLast):
     order = -1  # before callbacks that modify the model
     # class defaults, so learners pickled before these existed load: `auto`'s `FormatTrial` (from the first fit), and
     # the `ModelCompiler` of `compile`
-    trial,compile,compiler,fitting,fast_opt,loads,said = None,None,None,False,True,None,False
+    trial,compile,compiler,fitting,fast_opt,loads,said,choose,chooser,pending = None,None,None,False,True,None,False,False,None,False
     def __init__(self,
         auto:bool=False, # Time the first training steps in each format (and precision with `amp_mode='auto'`), keep the fastest
         trial_steps:int=3, # Timed steps per configuration when `auto`, each after one untimed warm-up step
         mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
         compile:bool|dict=False, # Then `torch.compile` the model in place (after the `auto` trial); a dict: `torch.compile`'s arguments
         fast_opt:bool|str=True, # fastai's optimizer as its fused twin (`FusedOptimizer`); 'exact': the twin without fused kernels; False: fastai's
+        choose:bool=False, # On a CPU, with our `MixedPrecision`: format and precision for the workload (`WorkloadChoice`), `to_channelslast()`'s default
     ):
         check_mend(mend); check_trial(auto, trial_steps); store_attr('auto,trial_steps,mend')
+        if not isinstance(choose, bool): raise TypeError(f"ChannelsLast: choose={choose!r}; valid: True or False")
+        self.choose = choose
         self.fast_opt = check_fast_opt(fast_opt)
         self.compile = check_compile(compile)
         self.compiler = None if self.compile is None else ModelCompiler(self.compile)
@@ -102,7 +94,17 @@ class ChannelsLast(FastaiChannelsLast):
             mp = getattr(self.learn, 'mixed_precision', None)
             amps = trial_precisions(model_device_type(self.learn)) if isinstance(mp, MixedPrecision) and mp.amp_mode == 'auto' else [None]
             self.trial = FormatTrial(self._apply_config, self._now, self.trial_steps, amps)
-    def before_train(self): self.fitting = True; self._compile()
+    def before_train(self):
+        self.fitting = True
+        if self.choose and self.decision is None and self.chooser is None and self._can_choose(): self.pending = True
+        # a trial's steps run eager (a compile would be for one of its configurations), above all not in a serving compile
+        # whose frozen weights would not train
+        if self.trial_running and self.compiler: self.compiler.detach(_inner(self.learn.model))
+        self._compile()
+    def _can_choose(self) -> bool:
+        "The workload's choice is for CPUs, with our `MixedPrecision` to switch precision, its precision not asked for (`to_bf16()`...)"
+        mp = getattr(self.learn, 'mixed_precision', None)
+        return model_device_type(self.learn) == 'cpu' and isinstance(mp, MixedPrecision) and mp.amp_mode is None
     def before_validate(self):
         if self.trial_running: return
         self._convert()
@@ -110,12 +112,14 @@ class ChannelsLast(FastaiChannelsLast):
     def after_fit(self): self.fitting = False; self._unlean()
     def before_batch(self):
         if self.training and self.loads is not None: note_input_shape(self.loads, self.xb)
+        if self.training and self.pending: self._choose()
         if self.training and self.trial_running: self.trial.before_step()
         if self.on: self.learn.xb = to_channels_last(self.xb)
         if self.compiler: self.compiler.before_step(self.learn, self._phase)
     def after_batch(self):
         if self.training and self.trial_running:
             self.decision = self.trial.after_step()
+            if self.decision is not None and self.chooser is not None: self.chooser.decided(self.decision)
             if self.decision is not None: self._compile()  # decided in eager mode: compiled once, in the format kept
         if self.compiler: self.compiler.after_step(self.learn, self._phase)
     def _compile(self, serve:bool=False):
@@ -158,7 +162,13 @@ class ChannelsLast(FastaiChannelsLast):
     @property
     def trial_times(self) -> dict: return self.trial.times if self.trial else {}
     @property
-    def trial_running(self) -> bool: return self.trial is not None and self.decision is None
+    def trial_running(self) -> bool: return self.pending or (self.trial is not None and self.decision is None)
+    def _choose(self):
+        "At the first training batch: the workload's configuration, remembered, by the rule, or a trial of the rule's candidates"
+        self.pending,self.chooser = False,WorkloadChoice(self._apply_config, self._now, self.trial_steps)
+        self.decision = self.chooser.start(_inner(self.learn.model), self.xb)
+        if self.decision is None: self.trial = self.chooser.trial
+        else: self._compile()
 
 # %% ../nbs/02_callback.ipynb #a31c3cc1
 def _uncompile(learn):
@@ -174,7 +184,7 @@ def _keeps(old, amp_mode, kwargs) -> bool:
 @delegates(GradScaler)
 def to_channelslast(self:Learner,
     use_amp:bool=True, # Add `MixedPrecision` with `amp_mode`, recommended for full channels-last speed
-    amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure the fast precisions and float32), or None: the device's fast default
+    amp_mode:str|AMPMode|None=None, # 'fp16', 'bf16', 'auto' (measure the fast precisions and float32), or None: the device's fast default (on a CPU: the workload's, see `workload`)
     auto:bool=False, # Time the first steps in each memory format and keep the faster (see `ChannelsLast`)
     mend:bool|str=True, # Swap layers that lose the format for format-keeping ones (`mend_model`); 'all': also those not measured faster yet
     compile:bool|dict=False, # Then `torch.compile` the model in place (see `ChannelsLast`); a dict: `torch.compile`'s arguments
@@ -187,9 +197,10 @@ def to_channelslast(self:Learner,
     if not isinstance(use_amp, bool): raise TypeError(f"to_channelslast: use_amp={use_amp!r}; valid: True or False")
     mp = MixedPrecision(amp_mode, **kwargs) if use_amp else None
     check_trial(auto, 3); auto = auto or amp_mode == 'auto'  # measuring the precisions is done by the format trial
-    new = ChannelsLast(auto=auto, mend=mend, compile=compile, fast_opt=fast_opt)
+    choose = use_amp and amp_mode is None and not auto  # nothing asked for: on a CPU, the workload decides
+    new = ChannelsLast(auto=auto, mend=mend, compile=compile, fast_opt=fast_opt, choose=choose)
     cl = getattr(self, 'channels_last', None)
-    if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend,cl.compile) != (auto,mend,new.compile):
+    if not isinstance(cl, ChannelsLast) or (cl.auto,cl.mend,cl.compile,cl.choose) != (auto,mend,new.compile,choose):
         _uncompile(self)
         self.remove_cb(FastaiChannelsLast).add_cb(new)
     self.channels_last.fast_opt = new.fast_opt
@@ -197,6 +208,11 @@ def to_channelslast(self:Learner,
     if use_amp and not _keeps(getattr(self, 'mixed_precision', None), amp_mode, kwargs):
         self.remove_cb(FastaiMixedPrecision).add_cb(mp)
     return self
+
+@patch
+def channelslast_choice(self:Learner) -> dict|None:
+    "What `to_channelslast()` chose for this workload on a CPU, how (the rule, a trial, remembered) and why; None before its first training batch"
+    return getattr(getattr(getattr(self, 'channels_last', None), 'chooser', None), 'choice', None)
 
 # %% ../nbs/02_callback.ipynb #90f18ee2
 @patch

@@ -65,19 +65,21 @@ fresh = learner(compile=True); fresh.load('m')
 preds = learn.get_preds()[0]
 res['load: same preds'] = bool(torch.allclose(fresh.get_preds()[0], preds, atol=1e-5))
 learn.export('export.pkl')
-sd = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=True); sd.get_preds(dl=dls.valid)
+# the CPU's fast precision, named: `to_channelslast()` alone would let the workload choose at the first training batch
+fast = dict(amp_mode='bf16') if default_amp_mode('cpu') else dict(use_amp=False)
+sd = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=True, **fast); sd.get_preds(dl=dls.valid)
 res['served default'] = sd.channels_last.compiler.variant
 frozen = {'options': {'freezing': True}}  # asked for: freezing is on by default on no device yet
-served = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=frozen)
+served = load_learner(out/'export.pkl', cpu=True).to_channelslast(compile=frozen, **fast)
 served_preds = served.get_preds(dl=dls.valid)[0]
-eager_served = load_learner(out/'export.pkl', cpu=True).to_channelslast().get_preds(dl=dls.valid)[0]  # the same precision, eager
+eager_served = load_learner(out/'export.pkl', cpu=True).to_channelslast(**fast).get_preds(dl=dls.valid)[0]  # the same precision, eager
 res['served'] = dict(variant=served.channels_last.compiler.variant, graphs=len(served.channelslast_compiled()),
                      same_top1=bool((served_preds.argmax(1) == eager_served.argmax(1)).all()),
                      max_diff=float((served_preds - eager_served).abs().max()))
 # a second deployed learner of the same architecture, other weights: its own predictions, not the first one's
 other = learner(compile=True); fit(other, 1); other.export('other.pkl')
-served2 = load_learner(out/'other.pkl', cpu=True).to_channelslast(compile=frozen)
-eager2 = load_learner(out/'other.pkl', cpu=True).to_channelslast()
+served2 = load_learner(out/'other.pkl', cpu=True).to_channelslast(compile=frozen, **fast)
+eager2 = load_learner(out/'other.pkl', cpu=True).to_channelslast(**fast)
 res['second served: own preds'] = bool(torch.allclose(served2.get_preds(dl=dls.valid)[0], eager2.get_preds(dl=dls.valid)[0], atol=1e-5))
 # loading other weights into a frozen learner: the frozen graphs go, the new weights predict
 other.save('other_w'); served.path = out; served.load('other_w')

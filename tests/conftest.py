@@ -10,11 +10,13 @@ root = Path(__file__).parents[1]
 def _temporary_files(tmp_path_factory):
     "Every temporary file the tests write, in this process and the ones it starts, under pytest's own temporary folder"
     # (pytest keeps its last 3 runs): the notebooks, CLIs, checkpoints and compile caches the tests make can't pile up
-    tmp,was = tmp_path_factory.mktemp('tmp'),os.environ.get('TMPDIR')
+    tmp,was = tmp_path_factory.mktemp('tmp'),{k: os.environ.get(k) for k in ('TMPDIR', 'CHANNELSLAST_CACHE')}
     os.environ['TMPDIR'],tempfile.tempdir = str(tmp),None  # `tempfile` caches its folder: forget it
+    os.environ['CHANNELSLAST_CACHE'] = str(tmp/'choices.json')  # the CPU choices the tests make, not the user's
     yield tmp
-    if was is None: os.environ.pop('TMPDIR')
-    else: os.environ['TMPDIR'] = was
+    for k,v in was.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
     tempfile.tempdir = None
 
 @pytest.fixture(scope='session')

@@ -1,8 +1,9 @@
 """Train a few steps with `to_channelslast()` inside fastai's `distrib_ctx`, or the same global batches on one process.
 Run by tests/test_distributed.py: `torchrun --nproc_per_node 2 ddp_train.py OUT [--bf16] [--compile]` or
 `python ddp_train.py OUT --single`. `--compile`: `to_channelslast(compile=True)`, each rank compiling its own model.
-By default `to_channelslast()` picks the CPU's fast precision (the test pretends a CPU without native bf16, so float32);
-`--bf16` forces bf16 autocast."""
+By default `to_channelslast()` lets the workload choose (the test pretends a CPU without native bf16: the float32
+formats are the candidates, and under DDP every rank takes the first, untimed, so that no two choose apart); the single
+process names the same, channels-last float32. `--bf16` forces bf16 autocast."""
 import sys, torch, warnings
 from pathlib import Path
 from torch import nn
@@ -45,7 +46,7 @@ if single:
 else:
     dl = TfmdDL(items, bs=BS, shuffle=False)
 dls = DataLoaders(dl, TfmdDL(items[:8], bs=BS), device='cpu')
-learn = Learner(dls, model(), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=0.1, cbs=CheckOrder()).to_channelslast(amp_mode='bf16' if bf16 else None, compile=compile)
+learn = Learner(dls, model(), loss_func=nn.CrossEntropyLoss(), opt_func=SGD, lr=0.1, cbs=CheckOrder()).to_channelslast(**(dict(amp_mode='bf16') if bf16 else dict(use_amp=False) if single else {}), compile=compile)
 # SyncBatchNorm is CUDA-only (and this model has no BatchNorm); Accelerate starts a gloo run on CPUs only with cpu=True
 with learn.distrib_ctx(sync_bn=False, cpu=True):
     learn.fit(1)
@@ -54,5 +55,5 @@ n_cl = sum(isinstance(c, ChannelsLast) for c in learn.cbs)
 n_mp = sum(isinstance(c, MixedPrecision) for c in learn.cbs)
 torch.save(dict(state=learn.model.state_dict(), steps=len(learn.seen_ddp), ddp=all(learn.seen_ddp), n_cl=n_cl, n_mp=n_mp,
                 cl=model_is_channels_last(learn.model), losses=torch.stack(learn.recorder.losses),
-                dtype=str(learn.mixed_precision.dtype), compiled=compile and learn.channels_last.compiler.compiled(learn.model),
+                dtype=str(getattr(learn, 'mixed_precision', None) and learn.mixed_precision.dtype), choice=learn.channelslast_choice(), compiled=compile and learn.channels_last.compiler.compiled(learn.model),
                 compiles=len(learn.channelslast_compiled())), out/f'{rank}.pt')

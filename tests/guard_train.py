@@ -21,7 +21,8 @@ else:
 x = torch.randn(n, 3, size, size); y = (x[:, 0].mean((1, 2)) > 0).long()
 dls = DataLoaders.from_dsets(list(zip(x, y)), list(zip(x[:16], y[:16])), bs=bs, device='cpu')
 learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), lr=1e-3)
-learn.to_channelslast(**{'default': {}, 'auto': dict(amp_mode='auto'), 'fp32': dict(use_amp=False), 'repvgg': {}}[case])
+fast = dict(amp_mode='bf16') if default_amp_mode('cpu') else dict(use_amp=False)  # the CPU's fast precision, named: no workload choice
+learn.to_channelslast(**{'default': fast, 'auto': dict(amp_mode='auto'), 'fp32': dict(use_amp=False), 'repvgg': fast}[case])
 convs = [(n_, m) for n_,m in model.named_modules() if isinstance(m, nn.Conv2d)]
 guarded = next(n_ for n_,m in convs if needs_cpu_guard(m))
 after = next(n_ for n_,m in convs if not needs_cpu_guard(m) and n_ != guarded and m.kernel_size != (1, 1))  # a 3x3 after it

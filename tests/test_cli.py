@@ -117,7 +117,9 @@ def test_bench_end_to_end(bench_runs):
     lines = res.stdout.splitlines()
     assert any(l.startswith('model resnet10t, size 32, bs 32') for l in lines), res.stdout
     assert any(l.startswith('cpu: ') and 'native bf16: ' in l for l in lines), res.stdout  # the figures name the CPU
-    for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock'): assert any(l.strip().startswith(cfg) for l in lines), cfg
+    for cfg in ('NCHW fp32', 'NCHW AMP', 'CL fp32', 'CL AMP', 'fastai stock', 'ours'): assert any(l.strip().startswith(cfg) for l in lines), cfg
+    # our default's row, and what it chose for this workload and why
+    assert any(l.startswith('ours: `to_channelslast()` as it is, which chose ') and ' for this workload on this CPU (' in l for l in lines), res.stdout
     assert (tmp_path/'results.json').exists() and (tmp_path/'speed.png').stat().st_size > 1000
     assert len(lines) <= 40, res.stdout
 

@@ -31,7 +31,9 @@ def test_ddp_matches_single_process(runs):
     r0,r1,one = (torch.load(runs/f'{n}.pt') for n in ('0', '1', 'single'))
     assert r0['steps'] == r1['steps'] == one['steps'] == 6
     assert r0['ddp'] and r1['ddp'] and not one['ddp']  # the 2 ranks really trained under DDP
-    for r in (r0, r1, one): assert (r['n_cl'], r['n_mp'], r['cl'], r['dtype']) == (1, 1, True, 'None'), r  # float32
+    for r in (r0, r1): assert (r['n_cl'], r['n_mp'], r['cl'], r['dtype']) == (1, 1, True, 'None'), r  # float32, chosen
+    for r in (r0, r1): assert r['choice']['config'] == 'CL fp32' and 'distributed' in r['choice']['reason'], r['choice']
+    assert (one['n_cl'], one['n_mp'], one['cl'], one['choice']) == (1, 0, True, None), one  # float32 named: nothing chosen
     for k in r0['state']:
         assert torch.equal(r0['state'][k], r1['state'][k]), k  # identical on both ranks
         torch.testing.assert_close(r0['state'][k], one['state'][k], rtol=1e-4, atol=1e-5)  # same as one process

@@ -14,7 +14,7 @@ def dls_for(size, bs, n=1202):
 def test_long_run_keeps_format_and_memory():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
-    learn = Learner(dls_for(32, 4), model, loss_func=nn.CrossEntropyLoss()).to_channelslast()
+    learn = Learner(dls_for(32, 4), model, loss_func=nn.CrossEntropyLoss()).to_channelslast(use_amp=False)  # its format kept, whatever the workload
     seen = []
     model[3].register_forward_pre_hook(lambda m, i: seen.append((is_channels_last(i[0]), tuple(i[0].shape))) if m.training else None)
     proc, rss = psutil.Process(), []

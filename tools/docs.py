@@ -172,8 +172,9 @@ def _build_in_subprocess(fn:Path) -> tuple:
     # and a temporary folder of its own, removed when the page is built: what a notebook writes there (images, pickles,
     # checkpoints, compile caches) can't pile up in /tmp run after run, even when the notebook fails before cleaning up
     with tempfile.TemporaryDirectory(prefix=f'{fn.stem}-') as tmp:
+        # the CPU choices it makes remembered there too: a page doesn't find another's (`workload`)
         res = subprocess.run([sys.executable, __file__, '--page', str(fn)], capture_output=True, text=True,
-                             env={**env, 'TMPDIR': tmp})
+                             env={**env, 'TMPDIR': tmp, 'CHANNELSLAST_CACHE': f'{tmp}/choices.json'})
     err = f"{fn.name} failed:\n{res.stdout[-2000:]}{res.stderr[-6000:]}" if res.returncode else None
     return page_name(fn),time.perf_counter() - t,err
 
