@@ -12,7 +12,7 @@ warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=Futur
 import contextlib, io, json, os
 from pathlib import Path
 from fastcore.script import call_parse, parse_cli, CliError
-from .amp import check_amp_mode, cpu_description
+from .amp import check_amp_mode, cpu_description, default_amp_mode
 from .check import *
 from .bench import *
 from .profile import step_phases, _advice
@@ -44,18 +44,19 @@ def _first(ok, lo:int, hi:int) -> int:
         else: lo = mid + 1
     return lo
 
-def _step_bytes(m, bs:int, size:int, copies:int, images:int) -> int:
-    "About the memory a float32 training step of `m` takes: weights, gradients and Adam's state per copy, activations, images"
+def _step_bytes(m, bs:int, size:int, copies:int, images:int, training:bool=True) -> int:
+    "About the memory a float32 step of `m` takes: weights (with gradients and Adam's state, training) per copy, activations, images"
     import torch
-    act = 0
+    act,top = 0,0
     def count(mod, i, o):
-        nonlocal act
-        if isinstance(o, torch.Tensor): act += o.numel() * 4
+        nonlocal act,top
+        if isinstance(o, torch.Tensor): act += o.numel() * 4; top = max(top, o.numel() * 4)
     hooks = [l.register_forward_hook(count) for l in m.modules() if next(l.children(), None) is None]
     try: m(torch.empty(bs, 3, size, size, device='meta'))
     finally:
         for h in hooks: h.remove()
-    return 16 * sum(p.numel() for p in m.parameters()) * copies + 2 * act + images * 3 * size**2 * 4
+    # training keeps every activation for the backward; inference only the few alive at once
+    return (16 if training else 4) * sum(p.numel() for p in m.parameters()) * copies + (2 * act if training else 4 * top) + images * 3 * size**2 * 4
 
 def _free_bytes(dev) -> int|None:
     "Memory free on `dev` now, or None where there is no figure to check against (MPS, ...)"
@@ -66,6 +67,7 @@ def _free_bytes(dev) -> int|None:
 def check_size(model:str, size:int, bs:int, dev,
     copies:int=1, # Model copies (each with Adam's state) the command holds at once
     images:int=0, # Images of `size`px a data set holds in memory
+    training:bool=True, # A training step's memory; False: inference's
 ):
     "A `ValueError` naming the usable sizes if MODEL can't train on `size`px batches of `bs` on `dev`: too small or too large"
     try: m = _meta_model(model)
@@ -76,7 +78,7 @@ def check_size(model:str, size:int, bs:int, dev,
     too_small = err is not None or size < 1
     if too_small and _fails(m, bs, default) is not None: return  # it fails for reasons of its own, not its input size
     if too_small and size >= default: raise ValueError(f"--size {size} does not fit {model} ({err}); it runs at {default}px")
-    free,need = _free_bytes(dev),lambda s: _step_bytes(m, bs, s, copies, images)
+    free,need = _free_bytes(dev),lambda s: _step_bytes(m, bs, s, copies, images, training)
     smallest = lambda: _first(lambda s: _fails(m, bs, s) is None, 1, default)  # downsampling needs a least size; above it all run
     def usable(lo):
         top = f"{_first(lambda s: need(s) > free, lo, max(lo, size, default) * 64) - 1}px" if free else 'any size'
@@ -164,14 +166,22 @@ def _bench_dls(data:str, size:int, bs:int, device):
 
 def _best_device(): return _available()[0]
 
-def _trained(model, dls):
-    "`model` after one epoch on `dls` (float32 NCHW): predictions worth comparing across configs, not near-ties"
+_train_size,_train_batches = 64,12  # enough to make predictions that aren't near-ties; more is waiting, not measuring
+
+def _trained(model, data:str, size:int, bs:int, device):
+    "`model` trained briefly first (at most `_train_batches` batches at `_train_size` px, channels-last, the device's fast precision), back in float32 NCHW: predictions worth comparing across configs, not near-ties"
     import warnings
     from torch import nn
     from fastai.learner import Learner
-    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss())
-    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
-        warnings.simplefilter('ignore'); learn.fit(1, 3e-3)
+    from fastai.callback.training import ShortEpochCallback
+    dls = _bench_dls(data, min(size, _train_size), bs, device)
+    amp = default_amp_mode(device.type)
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss()).to_channelslast(**(dict(amp_mode=amp) if amp else dict(use_amp=False)))
+    n = min(len(dls.train), _train_batches)
+    print(f"training {type(model).__name__} on {n} batches at {min(size, _train_size)}px first, so that its predictions mean something")
+    with learn.no_logging(), warnings.catch_warnings():
+        warnings.simplefilter('ignore'); learn.fit(1, 3e-3, cbs=ShortEpochCallback(pct=n / len(dls.train)))
+    learn.to_contiguous(to_fp32=True)
     return model
 
 @call_parse
@@ -179,8 +189,8 @@ def bench(
     model:str='resnet10t', # timm model name, or `torchvision:NAME`
     size:int=32, # Image height and width
     bs:int=64, # Batch size
-    steps:int=10, # Training steps timed per round
-    repeats:int=3, # Timed rounds, after one warm-up round
+    steps:int=None, # Training steps (batches with --inference) timed per round; default 10 (3 with --inference)
+    repeats:int=None, # Timed rounds, after one warm-up round; default 3 (2 with --inference)
     device:str=None, # Device: cpu, cuda, mps...; default: the best one here
     amp_mode:str=None, # Precision of the AMP configs: fp16 or bf16; default: fp16 on GPUs, bf16 on CPUs
     data:str='digits', # digits (real, shipped with scikit-learn), synthetic, or an image folder PATH
@@ -191,12 +201,16 @@ def bench(
 ):
     "Train MODEL (or predict with it) in each memory format and precision, and print throughput, speedups and more"
     try:
+        # inference on a CPU goes at a few images a second: fewer batches, and rounds, by default
+        steps = (3 if inference else 10) if steps is None else steps
+        repeats = (2 if inference else 3) if repeats is None else repeats
         _positive(bs=bs, steps=steps, repeats=repeats)  # a bad --size: `check_size` gives the usable range
         if amp_mode is not None: check_amp_mode(amp_mode)
         if profile and inference: raise ValueError("--profile breaks down training steps; it can't go with --inference")
         dev = _device(device or _best_device())
         # every config holds a model and its optimizer state; the digits are upscaled in memory (twice, briefly)
-        check_size(model, size, bs, dev, copies=len(bench_configs(amp_mode, dev.type, compile)), images=2*_in_memory.get(data, 0))
+        check_size(model, size, bs, dev, copies=len(bench_configs(amp_mode, dev.type, compile, ours=not inference)), images=2*_in_memory.get(data, 0),
+                   training=not inference)
         dls = _bench_dls(data, size, bs, dev)
         n_out = len(dls.vocab) if hasattr(dls, 'vocab') else 10
         mk = lambda: model_from_name(model, num_classes=n_out)
@@ -208,9 +222,11 @@ def bench(
     print(', '.join(f"{k} {v}" for k,v in info.items() if v is not None and k != 'cpu'))
     if 'cpu' in info: print(f"cpu: {info['cpu']}")
     if profile: return _print_profile(profile_configs(mk, dls, n_steps=steps, amp_mode=amp_mode, compile=compile), info, out)
-    df = benchmark(_trained(mk(), dls) if inference else mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode,
+    df = benchmark(_trained(mk(), data, size, bs, dev) if inference else mk, dls, steps=steps, repeats=repeats, amp_mode=amp_mode,
                    compile=compile, inference=inference)
     print(df.round(3).to_string(index=False))
+    for k,c in df.attrs.get('choices', {}).items():
+        print(f"{k}: `to_channelslast()` as it is, which chose {c['config']} for this workload on this CPU ({c['source']}: {c['reason']})")
     if out: _write(Path(out), df, info)
     return df
 
@@ -243,10 +259,11 @@ def _write(out:Path, df, info):
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     out.mkdir(parents=True, exist_ok=True)
-    (out/'results.json').write_text(json.dumps(dict(info, results=df.to_dict(orient='records')), indent=2))
+    res = dict(info, results=df.to_dict(orient='records'), choices=df.attrs.get('choices', {}))
+    (out/'results.json').write_text(json.dumps(res, indent=2, default=str))
     fig,ax = plt.subplots(figsize=(7, 0.5 + 0.45*len(df)))
     err = [df['img/s'] - df['min'], df['max'] - df['img/s']]
-    ax.barh(df.config, df['img/s'], xerr=err, color=['C0' if 'CL' in c else 'C7' for c in df.config])
+    ax.barh(df.config, df['img/s'], xerr=err, color=['C1' if c == 'ours' else 'C0' if 'CL' in c else 'C7' for c in df.config])
     ax.invert_yaxis(); ax.set_xlabel(f"{info.get('mode') or 'training'} images/s (median, min-max)")
     ax.set_title(f"{info['model']}, {info['size']}px, bs {info['bs']}, {info['device']}" + (f"\n{info['cpu']}" if 'cpu' in info else ''), fontsize=10)
     fig.tight_layout(); fig.savefig(out/'speed.png', dpi=100); plt.close(fig)
