@@ -50,7 +50,7 @@ class FormatTrial:
         if self.i == len(self.plan): self._decide()
         return self.decision
     def _decide(self):
-        med = {c: float(torch.tensor(ts).median()) for c,ts in self.times.items()}
+        self.medians = med = {c: float(torch.tensor(ts).median()) for c,ts in self.times.items()}  # seconds a step, kept for whoever reports the trial
         self.decision = min(med, key=med.get)
         self.apply(self.decision)
         # one line, printed like fastai's SaveModelCallback does (during fit, `learn.logger` writes table rows)

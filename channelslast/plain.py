@@ -11,7 +11,7 @@ from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 import torch
 from torch import nn
 from fastai.callback.fp16 import AMPMode
-from .core import model_to_channels_last, model_to_contiguous, model_is_channels_last, to_channels_last, to_contiguous_format, check_mend
+from .core import model_to_channels_last, model_to_contiguous, to_channels_last, to_contiguous_format, check_mend
 from .amp import check_amp_mode, default_amp_mode, amp_dtype
 from .compiling import check_compile, ModelCompiler
 
@@ -100,7 +100,7 @@ def optimize(model:nn.Module, optimizer:torch.optim.Optimizer|None=None, **optio
     else: model.eval(); fused = False
     compiler = ModelCompiler(o['compile']) if o['compile'] is not None else None
     if compiler: compiler.attach(model, serve=optimizer is None)
-    model.channelslast = dict(device_type=device_type, dtype=_dtype(o, device_type), fused=fused, compiler=compiler, mend=o['mend'])
+    model.channelslast = dict(device_type=device_type, dtype=_dtype(o, device_type), fused=fused, compiler=compiler)
     return model if optimizer is None else (model, optimizer)
 
 def autocast(model:nn.Module):

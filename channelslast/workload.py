@@ -6,7 +6,7 @@ Docs: https://channelslast.github.io/channelslast/workload.html.md"""
 
 # %% ../nbs/01e_workload.ipynb #a82439f5
 from __future__ import annotations
-import hashlib, json, math, os, platform
+import hashlib, json, math, os
 from pathlib import Path
 import torch, pandas as pd
 from torch import nn
@@ -201,13 +201,13 @@ class WorkloadChoice:
 
     def decided(self, decision:tuple):
         "After the trial: its winner, remembered with its times"
-        times = {_names[c]: round(float(torch.tensor(ts).median()) * 1e3, 1) for c,ts in self.trial.times.items()}
+        times = {_names[c]: round(m * 1e3, 1) for c,m in self.trial.medians.items()}
         self._chosen(dict(self.choice, config=_names[decision], times_ms=times), announce=False)
 
     def _chosen(self, c:dict, remember:bool=True, announce:bool=True) -> tuple:
         self.choice = c
         cfg = configs[c['config']]
         self.apply(cfg)
-        if remember: remember_choice(self.key, {k: v for k,v in c.items() if k != 'source'} | {'source': c['source']})
+        if remember: remember_choice(self.key, c)
         if announce: print(f"ChannelsLast: {c['config']} ({c['source']}: {c['reason']})")
         return cfg
