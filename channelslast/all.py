@@ -19,11 +19,11 @@ from .optim import *
 from .lean import *
 from . import workload as _workload  # the module, apart: its `workload` function takes the name
 from .workload import *
-from .plain import opt_state_to_format, fusable_torch, fuse_torch_optimizer, unfuse_torch_optimizer  # not `optimize`, `autocast`, `restore`: `channelslast.optimize(...)`, whose short names would shadow torch's
+from .plain import set_format, opt_state_to_format, fusable_torch, fuse_torch_optimizer, unfuse_torch_optimizer  # not `optimize`, `autocast`, `restore`: `channelslast.optimize(...)`, whose short names would shadow torch's
 from .callback import *
 from .checkpoint import *
 from .check import *
 from .profile import *
 from .bench import *
 # nbdev lists only names defined in this module, so name the re-exported ones for `import *`
-__all__ = [*core.__all__, *kernels.__all__, *mend.__all__, *amp.__all__, *auto.__all__, *compiling.__all__, *optim.__all__, *lean.__all__, *_workload.__all__, 'opt_state_to_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', *callback.__all__, *checkpoint.__all__, *check.__all__, *profile.__all__, *bench.__all__]
+__all__ = [*core.__all__, *kernels.__all__, *mend.__all__, *amp.__all__, *auto.__all__, *compiling.__all__, *optim.__all__, *lean.__all__, *_workload.__all__, 'set_format', 'opt_state_to_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', *callback.__all__, *checkpoint.__all__, *check.__all__, *profile.__all__, *bench.__all__]

@@ -23,7 +23,7 @@ from .compiling import _inner, _compiler
 from .optim import *
 from .lean import *
 from .workload import WorkloadChoice
-from .plain import opt_state_to_format  # the plain-PyTorch layer's: this one is built on it
+from .plain import set_format  # the plain-PyTorch layer's: this one is built on it
 
 # %% auto #0
 __all__ = ['mps_fast_backward_since', 'check_trial', 'check_fast_opt', 'mps_channels_last_slow', 'ChannelsLast']
@@ -31,9 +31,7 @@ __all__ = ['mps_fast_backward_since', 'check_trial', 'check_fast_opt', 'mps_chan
 # %% ../nbs/02_callback.ipynb #a7e5fffc
 def _learner_to_format(learn, channels_last:bool, mend:bool|str=True):
     "The model and its optimizer state in channels-last (mended unless `mend=False`) or contiguous format, together"
-    if channels_last: model_to_channels_last(learn.model, mend=mend)
-    else: model_to_contiguous(learn.model)
-    opt_state_to_format(getattr(learn, 'opt', None), channels_last)
+    set_format(learn.model, getattr(learn, 'opt', None), channels_last, mend)
 
 # %% ../nbs/02_callback.ipynb #2046e8d3
 # PyTorch's MPS backend ran 2D `convolution_backward` about 30x slower on channels-last tensors than on NCHW ones

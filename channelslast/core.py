@@ -99,14 +99,21 @@ def _nchw_strides(shape) -> tuple:
     for n in reversed(shape): st.append(s); s *= n
     return tuple(reversed(st))
 
+def _cl_strides(shape, fmt) -> tuple:
+    "The strides of a `shape` tensor laid out in `fmt` exactly (no storage: a meta tensor)"
+    return torch.empty(shape, memory_format=fmt, device='meta').stride()
+
 def _convert_tensors(model:nn.Module, channels_last:bool, keep_nchw:set=frozenset()) -> nn.Module:
     "Tensors of `model` to channels-last or NCHW; those whose id is in `keep_nchw` to NCHW either way"
     for t in [*model.parameters(), *model.buffers()]:
         for o in (t, t.grad):
             if o is None or o.ndim not in (4,5): continue
             if channels_last and id(t) not in keep_nchw:
+                # exact strides too: a 1x1 kernel or a depthwise one (1 input channel) passes `is_contiguous` in either
+                # format, but its gradient comes back in channels-last strides, and DDP's buckets, built from the
+                # parameter's, then warn "grad strides do not match bucket view strides" and copy at every step
                 fmt = memory_format_for(o)
-                if not o.is_contiguous(memory_format=fmt): o.data = o.data.contiguous(memory_format=fmt)
+                if o.stride() != _cl_strides(o.shape, fmt): o.data = o.data.clone(memory_format=fmt)
             # NCHW strides exactly: `.contiguous()` keeps a 1x1 weight's channels-last strides (size-1 dims don't count
             # for it), and oneDNN reads them and runs the layer in NHWC all the same
             elif o.stride() != _nchw_strides(o.shape): o.data = o.data.clone(memory_format=torch.contiguous_format)

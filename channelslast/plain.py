@@ -16,8 +16,8 @@ from .amp import check_amp_mode, default_amp_mode, amp_dtype
 from .compiling import check_compile, ModelCompiler
 
 # %% auto #0
-__all__ = ['opt_state_to_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', 'optimize', 'autocast',
-           'restore']
+__all__ = ['opt_state_to_format', 'set_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', 'optimize',
+           'autocast', 'restore']
 
 # %% ../nbs/01f_plain.ipynb #ba6f7afd
 def _opt_states(opt) -> list:
@@ -31,6 +31,13 @@ def opt_state_to_format(opt, channels_last:bool):
         for k,v in s.items():
             if isinstance(v, torch.Tensor) and v.ndim in (4,5):
                 s[k] = to_channels_last(v) if channels_last else to_contiguous_format(v)
+
+def set_format(model:nn.Module, optimizer=None, channels_last:bool=True, mend:bool|str=True) -> nn.Module:
+    "`model` and its optimizer's state in channels-last (mended, CPU-guarded) or contiguous format, together: what `optimize`, `restore`, fastai's and Lightning's callbacks do"
+    if channels_last: model_to_channels_last(model, mend=mend)
+    else: model_to_contiguous(model)
+    opt_state_to_format(optimizer, channels_last)
+    return model
 
 # %% ../nbs/01f_plain.ipynb #24aad440
 def fusable_torch(opt) -> bool:
@@ -93,9 +100,8 @@ def optimize(model:nn.Module, optimizer:torch.optim.Optimizer|None=None, **optio
     "`model` (and `optimizer`) in channels-last, the device's fast precision, fused steps; `(model, optimizer)`, or `model` set up for serving"
     o = _check_options(options); _check_model(model, optimizer)
     device_type = next(model.parameters()).device.type
-    model_to_channels_last(model, mend=o['mend'])
+    set_format(model, optimizer, True, o['mend'])
     if optimizer is not None:
-        opt_state_to_format(optimizer, True)
         fused = o['fused'] and fuse_torch_optimizer(optimizer)
     else: model.eval(); fused = False
     compiler = ModelCompiler(o['compile']) if o['compile'] is not None else None
@@ -113,6 +119,6 @@ def restore(model:nn.Module, optimizer:torch.optim.Optimizer|None=None):
     "Undo `optimize`: NCHW, layers as they were, the optimizer's state in NCHW and its step as it was, eager; what `optimize` returned"
     p = model.__dict__.pop('channelslast', None)
     if isinstance(p, dict) and p['compiler'] is not None: p['compiler'].detach(model)
-    model_to_contiguous(model)
-    if optimizer is not None: opt_state_to_format(optimizer, False); unfuse_torch_optimizer(optimizer)
+    set_format(model, optimizer, False)
+    if optimizer is not None: unfuse_torch_optimizer(optimizer)
     return model if optimizer is None else (model, optimizer)
