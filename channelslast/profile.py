@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy, math, warnings
 from contextlib import contextmanager
 import torch, pandas as pd
+from torch import nn
+import torch.nn.functional as F
 from torch.profiler import profile, ProfilerActivity
 from fastcore.basics import patch
 from fastcore.foundation import L
@@ -16,11 +18,12 @@ from fastai.torch_core import get_random_states, set_random_states
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from .amp import model_device_type, device_time
-from .check import _conversions, _records_strides, _preserved
+from .check import _conversions, _records_strides, _preserved, _inputs, _loss
+from .plain import autocast as _autocast
 from .lean import AtenOps, HostReads
 
 # %% auto #0
-__all__ = ['step_phases', 'profile_summary']
+__all__ = ['step_phases', 'profile_summary', 'profile_step']
 
 # %% ../nbs/03a_profile.ipynb #99d1b5cd
 step_phases = ['batch wait', 'forward', 'loss', 'backward', 'optimizer step', 'zero_grad', 'other']
@@ -167,13 +170,13 @@ def profile_summary(df:pd.DataFrame) -> str:
     if 'aten ops' in df and df['aten ops'].notna().all():
         hs += f"; {df.loc['step', 'aten ops']:.0f} aten ops and {df.loc['step', 'host reads']:.0f} host reads a step (the optimizer's step and zero_grad: {df.loc[['optimizer step', 'zero_grad'], 'aten ops'].sum():.0f} ops)"
     top = df.drop('step').share.idxmax()
-    trained = f"{a['trained']} steps trained, then the learner put back as it was; " if 'trained' in a else ''
+    trained = f"{a['trained']} steps trained, then the {a.get('kept', 'learner')} put back as before; " if 'trained' in a else ''
     return '\n'.join([f"{trained}{a['steps']} timed steps; {how}", cp + hs, f"most time: {top} ({df.share[top]:.0%}): {_advice[top]}"])
 
 # %% ../nbs/03a_profile.ipynb #61e7695b
-def _check_count(name:str, v, least:int):
+def _check_count(name:str, v, least:int, where:str='channelslast_profile'):
     if isinstance(v, bool) or not isinstance(v, int) or v < least:
-        raise ValueError(f"channelslast_profile: {name}={v!r}; valid: an int of {least} or more")
+        raise ValueError(f"{where}: {name}={v!r}; valid: an int of {least} or more")
 
 @patch
 def channelslast_profile(self:Learner,
@@ -194,4 +197,48 @@ def channelslast_profile(self:Learner,
     if len(clock.timed) < n_steps: raise RuntimeError(f"channelslast_profile: the fit ended after {clock.step} steps, before its {n_steps} timed ones (a callback cancelled it?)")
     df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs, clock.ops, clock.reads)
     df.attrs['trained'] = clock.step + 1  # warm-up, timed, plain and the counted step: all undone
+    return df
+
+# %% ../nbs/03a_profile.ipynb #19772572
+def _plain_steps(clock, model, xs, y, loss_func, opt):
+    "Steps of a plain loop on one batch, `clock` read where fastai's callbacks would read it, until the clock ends the run"
+    m = clock.mark
+    clock.start()
+    try:
+        while True:
+            m('before_batch', 0); m('before_batch', 1)
+            with _autocast(model):
+                out = model(*xs); m('after_pred', 0); m('after_pred', 1)
+                loss = loss_func(out) if y is None else loss_func(out, y); m('after_loss', 0); m('after_loss', 1)
+            m('before_backward', 0); loss.backward(); m('after_backward', 1)
+            m('before_step', 0); opt.step(); m('after_step', 1)
+            opt.zero_grad(); m('after_batch', 0); m('after_batch', 1)
+    except CancelFitException: pass
+    finally: clock._stop_count()
+
+def profile_step(
+    model:nn.Module, # Trained a few steps, then put back as it was
+    x, # An example batch of inputs (a tensor or a tuple of them) or a shape such as (32, 3, 224, 224)
+    y=None, # Targets; None: the loss is the mean of the outputs
+    loss_func=None, # `loss_func(out, y)`, or `loss_func(out)` without `y`; default: cross-entropy with `y`
+    optimizer:torch.optim.Optimizer|None=None, # The loop's optimizer, put back as it was; default: torch's AdamW
+    n_steps:int=10, # Timed steps (and as many plain ones, in turns, to say what timing costs)
+    warmup:int=2, # Untimed steps first
+) -> pd.DataFrame:
+    "`channelslast_profile` for a plain `nn.Module` on one batch: ms per step and share for forward, loss, backward, optimizer step, zero_grad and other"
+    _check_count('n_steps', n_steps, 1, 'profile_step'); _check_count('warmup', warmup, 0, 'profile_step')
+    if not isinstance(model, nn.Module) or next(model.parameters(), None) is None:
+        raise TypeError(f"profile_step: model is a {type(model).__name__}{' with no parameters' if isinstance(model, nn.Module) else ''}; valid: a torch.nn.Module with parameters")
+    device = next(model.parameters()).device
+    xs,y = _inputs(x, device),(y.to(device) if isinstance(y, torch.Tensor) else y)
+    loss_func = loss_func or (_loss if y is None else F.cross_entropy)
+    opt = optimizer or torch.optim.AdamW(model.parameters(), lr=1e-4)
+    clock = _StepClock(device.type, warmup, n_steps)
+    opt_sd,rng = copy.deepcopy(opt.state_dict()),get_random_states()
+    with _preserved(model, eager=False):
+        model.train()
+        try: _plain_steps(clock, model, xs, y, loss_func, opt)
+        finally: opt.load_state_dict(opt_sd); opt.zero_grad(); set_random_states(**rng)
+    df = _table(clock.timed, clock.plain, clock.device_type, clock.copies, clock.syncs, clock.ops, clock.reads)
+    df.attrs.update(trained=clock.step + 1, kept='model and optimizer')
     return df
