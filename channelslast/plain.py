@@ -14,6 +14,9 @@ from fastai.callback.fp16 import AMPMode
 from .core import model_to_channels_last, model_to_contiguous, to_channels_last, to_contiguous_format, check_mend
 from .amp import check_amp_mode, default_amp_mode, amp_dtype
 from .compiling import check_compile, ModelCompiler
+from .amp import device_time
+from .check import _preserved, _loss
+from .workload import WorkloadChoice
 
 # %% auto #0
 __all__ = ['opt_state_to_format', 'set_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', 'optimize',
@@ -64,7 +67,7 @@ def unfuse_torch_optimizer(opt) -> bool:
     return bool(gs)
 
 # %% ../nbs/01f_plain.ipynb #3d410a3a
-_options = dict(amp_mode=None, use_amp=True, dtype=None, mend=True, compile=False, fused=True)
+_options = dict(amp_mode=None, use_amp=True, dtype=None, mend=True, compile=False, fused=True, example=None)
 _dtypes = {torch.bfloat16: AMPMode.BF16, torch.float16: AMPMode.FP16, torch.float32: False}
 
 def _check_options(options:dict) -> dict:
@@ -95,18 +98,43 @@ def _dtype(o:dict, device_type:str) -> torch.dtype|None:
     else: amp = (o['amp_mode'] or default_amp_mode(device_type)) if o['use_amp'] else False
     return None if amp is None or amp is False else amp_dtype(amp, device_type)
 
+def _chooses(o:dict, device_type:str, optimizer) -> bool:
+    "Whether the workload picks format and precision: an example batch, training on a CPU, no precision asked for"
+    if o['example'] is None: return False
+    if optimizer is None: raise ValueError("optimize: example= chooses for training (its steps are timed on it); valid: an optimizer with it, or no example for serving")
+    return device_type == 'cpu' and o['use_amp'] and o['amp_mode'] is None and o['dtype'] is None
+
+def _workload_choice(model, optimizer, example, mend) -> tuple:
+    "The CPU's configuration for training `model` on `example`, applied: remembered, by the rule, or timed (forward and backward on it); `(config, choice)`"
+    amp = {}
+    def apply(cfg): set_format(model, optimizer, cfg[0] == 'channels_last', mend); amp['mode'] = cfg[1]
+    chooser,xs = WorkloadChoice(apply, device_time, label='optimize'),tuple(example) if isinstance(example, (tuple, list)) else (example,)
+    if (cfg := chooser.start(model, xs)) is not None: return cfg,chooser.choice
+    with _preserved(model, eager=False):  # weights, statistics, gradients and layers as they were after the trial
+        model.train()
+        while cfg is None:
+            chooser.trial.before_step()
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp['mode'] is AMPMode.BF16): loss = _loss(model(*xs))
+            loss.backward(); model.zero_grad(set_to_none=True)
+            cfg = chooser.trial.after_step()
+    chooser.decided(cfg)
+    return cfg,chooser.choice
+
 # %% ../nbs/01f_plain.ipynb #d318d2f7
 def optimize(model:nn.Module, optimizer:torch.optim.Optimizer|None=None, **options):
     "`model` (and `optimizer`) in channels-last, the device's fast precision, fused steps; `(model, optimizer)`, or `model` set up for serving"
     o = _check_options(options); _check_model(model, optimizer)
     device_type = next(model.parameters()).device.type
-    set_format(model, optimizer, True, o['mend'])
+    if _chooses(o, device_type, optimizer):  # as `to_channelslast()` does on a CPU: the workload decides
+        (fmt,amp),choice = _workload_choice(model, optimizer, o['example'], o['mend'])
+        dtype = amp_dtype(amp, device_type) if amp else None
+    else: set_format(model, optimizer, True, o['mend']); dtype,choice = _dtype(o, device_type),None
     if optimizer is not None:
         fused = o['fused'] and fuse_torch_optimizer(optimizer)
     else: model.eval(); fused = False
     compiler = ModelCompiler(o['compile']) if o['compile'] is not None else None
     if compiler: compiler.attach(model, serve=optimizer is None)
-    model.channelslast = dict(device_type=device_type, dtype=_dtype(o, device_type), fused=fused, compiler=compiler)
+    model.channelslast = dict(device_type=device_type, dtype=dtype, fused=fused, compiler=compiler, choice=choice)
     return model if optimizer is None else (model, optimizer)
 
 def autocast(model:nn.Module):

@@ -181,7 +181,8 @@ class WorkloadChoice:
         apply, # Sets the learner up in a configuration `(format, amp)` (`ChannelsLast._apply_config`)
         clock, # Seconds, read once the device's queued work is done
         steps:int=3, # Timed steps per candidate in a trial
-    ): self.apply,self.clock,self.steps,self.choice,self.trial,self.key = apply,clock,steps,None,None,None
+        label:str='ChannelsLast', # What its lines start with
+    ): self.apply,self.clock,self.steps,self.label,self.choice,self.trial,self.key = apply,clock,steps,label,None,None,None
 
     def start(self, model:nn.Module, xb) -> tuple|None:
         "At the first training batch `xb`: the configuration, set up, if remembered or clear; None if a trial of the candidates has begun (`trial`)"
@@ -196,7 +197,7 @@ class WorkloadChoice:
         if len(rule['configs']) == 1: return self._chosen(dict(self.choice, config=rule['configs'][0]))
         if dist: return self._chosen(dict(self.choice, config=rule['configs'][0], reason=rule['reason'] + '; distributed: the first candidate, untimed, in every process'), remember=False)
         self.choice['source'] = 'trial'
-        self.trial = FormatTrial(self.apply, self.clock, self.steps, configs=[configs[n] for n in rule['configs']], label='ChannelsLast')
+        self.trial = FormatTrial(self.apply, self.clock, self.steps, configs=[configs[n] for n in rule['configs']], label=self.label)
         return None
 
     def decided(self, decision:tuple):
@@ -209,5 +210,5 @@ class WorkloadChoice:
         cfg = configs[c['config']]
         self.apply(cfg)
         if remember: remember_choice(self.key, c)
-        if announce: print(f"ChannelsLast: {c['config']} ({c['source']}: {c['reason']})")
+        if announce: print(f"{self.label}: {c['config']} ({c['source']}: {c['reason']})")
         return cfg
