@@ -23,7 +23,7 @@ from .compiling import _inner, _compiler
 from .optim import *
 from .lean import *
 from .workload import WorkloadChoice
-from .plain import set_format  # the plain-PyTorch layer's: this one is built on it
+from .plain import set_format, fuse_torch_optimizer, unfuse_torch_optimizer  # the plain-PyTorch layer's: this one is built on it
 
 # %% auto #0
 __all__ = ['mps_fast_backward_since', 'check_trial', 'check_fast_opt', 'mps_channels_last_slow', 'ChannelsLast']
@@ -147,9 +147,12 @@ class ChannelsLast(FastaiChannelsLast):
         unlean_recorder(self.learn)
         if self.loads is not None: restore_loads(self.loads); self.loads = None
     def set_optimizer(self):
-        "`learn.opt` as `fast_opt` says: fastai's `Optimizer` as its fused twin, or fastai's again; any other optimizer left alone"
+        "`learn.opt` as `fast_opt` says: fastai's `Optimizer` as its fused twin, or fastai's again; a torch one (`OptimWrapper`) with torch's fused step, as `optimize` sets it, or its own"
         opt = getattr(self.learn, 'opt', None)
         if opt is None: return
+        if isinstance(inner := getattr(opt, 'opt', None), torch.optim.Optimizer):
+            fuse_torch_optimizer(inner) if self.fast_opt is True else unfuse_torch_optimizer(inner)
+            return
         if self.fast_opt is False: unfuse_optimizer(opt); return
         missing = fusable(opt)
         if missing and not self.said:  # once: the same optimizer comes back at every fit
