@@ -28,19 +28,25 @@ def test_description_and_urls():
     assert ini['doc_host'] + ini['doc_baseurl'] == proj['project']['urls']['Documentation']
 
 def test_runtime_imports_are_dependencies():
-    "Every package the library imports is a runtime dependency, or one that fastai declares (a plain install has no dev extra)"
+    """Every package the library imports is a runtime dependency, or one that fastai declares (a plain install has no dev
+    extra); an optional extra's packages (`lightning`) only in the module named for it, which says how to install them"""
     import ast, re, sys
     from importlib.metadata import packages_distributions, requires
     name = lambda req: re.split(r'[\s<>=!~;\[]', req, maxsplit=1)[0].lower().replace('_', '-')
     declared = {name(r) for r in proj['project']['dependencies']}
     declared |= {name(r) for r in requires('fastai') if 'extra ==' not in r}
+    extras = {k: {name(r) for r in v} for k,v in proj['project']['optional-dependencies'].items() if k != 'dev'}
+    assert extras == {'lightning': {'lightning'}}
     dists = packages_distributions()
-    imported = set()
+    seen,missing = set(),set()
     for f in (root/'channelslast').glob('*.py'):
+        imported = set()
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Import): imported |= {a.name.split('.')[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0: imported.add(node.module.split('.')[0])
-    third_party = imported - set(sys.stdlib_module_names) - {'channelslast'}
-    assert {'torch', 'fastai', 'psutil', 'sklearn'} <= third_party, third_party  # the scan sees the imports
-    missing = {m for m in third_party if not {name(d) for d in dists.get(m, [m])} & declared}
+        third_party = imported - set(sys.stdlib_module_names) - {'channelslast'}
+        ok = declared | extras.get(f.stem, set())
+        missing |= {f"{m} (in {f.name})" for m in third_party if not {name(d) for d in dists.get(m, [m])} & ok}
+        seen |= third_party
+    assert {'torch', 'fastai', 'psutil', 'sklearn', 'lightning'} <= seen, seen  # the scan sees the imports
     assert not missing, f"imported at run time but not a dependency: {missing}"
