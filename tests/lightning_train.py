@@ -1,6 +1,7 @@
 """Train a LightningModule with `channelslast.lightning.ChannelsLast` on two CPU processes (`strategy='ddp'`, gloo),
 or resume that run from its last checkpoint. Run by tests/test_lightning.py: `python lightning_train.py OUT`, then
-`python lightning_train.py OUT --resume`; Lightning starts the second process by running this script again."""
+`python lightning_train.py OUT --resume`, and `python lightning_train.py OUT --compile` (`compile=True`: each process
+compiles its module in place, inside DDP); Lightning starts the second process by running this script again."""
 import logging, sys, warnings, torch
 from pathlib import Path
 from torch import nn
@@ -9,11 +10,12 @@ from torch.utils.data import DataLoader, TensorDataset
 import lightning.pytorch as pl
 from channelslast.lightning import ChannelsLast
 from channelslast.core import model_is_channels_last, is_channels_last
+from channelslast.compiling import compiles_since
 
 warnings.simplefilter('always')  # DDP's "Grad strides do not match bucket view strides" must show if it happens
 warnings.filterwarnings('ignore', '.*(does not have many workers|LeafSpec|logging interval).*')
 logging.getLogger('lightning.pytorch').setLevel(logging.ERROR)
-out,resume = Path(sys.argv[1]),'--resume' in sys.argv
+out,resume,compile = Path(sys.argv[1]),'--resume' in sys.argv,'--compile' in sys.argv
 
 class Net(pl.LightningModule):
     "3x3, 1x1 and depthwise convolutions with BatchNorm: the layers whose gradients DDP buckets"
@@ -41,8 +43,9 @@ data = TensorDataset(torch.randn(32, 3, 12, 12, generator=g), torch.randint(0, 3
 lm,probe = Net(),Probe()
 trainer = pl.Trainer(accelerator='cpu', devices=2, strategy='ddp', max_epochs=2 if resume else 1, logger=False,
                      enable_progress_bar=False, enable_model_summary=False,
-                     callbacks=[ChannelsLast(check_precision=False), probe, pl.callbacks.ModelCheckpoint(out, save_last=True)])
+                     callbacks=[ChannelsLast(check_precision=False, compile=compile), probe, *([] if compile else [pl.callbacks.ModelCheckpoint(out, save_last=True)])])
 trainer.fit(lm, DataLoader(data, batch_size=4), ckpt_path=out/'last.ckpt' if resume else None)
 torch.save(dict(state=lm.state_dict(), seen=lm.seen, ddp=lm.ddp, params_cl=lm.params_cl, state_cl=probe.state_cl,
-                step=trainer.global_step, fused=lm.channelslast['fused']),
-           out/f"{'resume' if resume else 'fit'}-{trainer.global_rank}.pt")
+                step=trainer.global_step, fused=lm.channelslast['fused'],
+                compiled=compile and lm.channelslast['compiler'].compiled(lm), compiles=len(compiles_since(0))),
+           out/f"{'resume' if resume else 'compile' if compile else 'fit'}-{trainer.global_rank}.pt")
