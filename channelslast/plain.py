@@ -19,8 +19,8 @@ from .check import _preserved, _loss
 from .workload import WorkloadChoice
 
 # %% auto #0
-__all__ = ['opt_state_to_format', 'set_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', 'optimize',
-           'autocast', 'restore']
+__all__ = ['opt_state_to_format', 'set_format', 'fusable_torch', 'fuse_torch_optimizer', 'unfuse_torch_optimizer', 'trial_steps',
+           'optimize', 'autocast', 'restore']
 
 # %% ../nbs/01f_plain.ipynb #ba6f7afd
 def _opt_states(opt) -> list:
@@ -109,16 +109,21 @@ def _workload_choice(model, optimizer, example, mend) -> tuple:
     amp = {}
     def apply(cfg): set_format(model, optimizer, cfg[0] == 'channels_last', mend); amp['mode'] = cfg[1]
     chooser,xs = WorkloadChoice(apply, device_time, label='optimize'),tuple(example) if isinstance(example, (tuple, list)) else (example,)
-    if (cfg := chooser.start(model, xs)) is not None: return cfg,chooser.choice
-    with _preserved(model, eager=False):  # weights, statistics, gradients and layers as they were after the trial
+    cfg = chooser.start(model, xs)
+    return (cfg if cfg is not None else trial_steps(chooser, model, xs, lambda: amp['mode'])),chooser.choice
+
+def trial_steps(chooser:WorkloadChoice, model:nn.Module, xs:tuple, amp) -> tuple:
+    "Run `chooser`'s trial on a CPU: forward and backward on `xs` in each candidate (`amp()`: the current one's precision) until it decides; the model, its gradients and the random state put back"
+    cfg = None
+    with _preserved(model, eager=False), torch.random.fork_rng(devices=[]):
         model.train()
         while cfg is None:
             chooser.trial.before_step()
-            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp['mode'] is AMPMode.BF16): loss = _loss(model(*xs))
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp() is AMPMode.BF16): loss = _loss(model(*xs))
             loss.backward(); model.zero_grad(set_to_none=True)
             cfg = chooser.trial.after_step()
     chooser.decided(cfg)
-    return cfg,chooser.choice
+    return cfg
 
 # %% ../nbs/01f_plain.ipynb #d318d2f7
 def optimize(model:nn.Module, optimizer:torch.optim.Optimizer|None=None, **options):

@@ -10,6 +10,7 @@ import hashlib, json, math, os
 from pathlib import Path
 import torch, pandas as pd
 from torch import nn
+from fastcore.basics import store_attr
 from fastai.callback.fp16 import AMPMode
 from .amp import cpu_has_native_bf16, cpu_has_amx, cpu_name
 from .auto import FormatTrial
@@ -182,7 +183,9 @@ class WorkloadChoice:
         clock, # Seconds, read once the device's queued work is done
         steps:int=3, # Timed steps per candidate in a trial
         label:str='ChannelsLast', # What its lines start with
-    ): self.apply,self.clock,self.steps,self.label,self.choice,self.trial,self.key = apply,clock,steps,label,None,None,None
+        formats:tuple|None=None, # Only the candidates in these formats (for a trainer that keeps one); their choice is not remembered
+    ):
+        store_attr('apply,clock,steps,label,formats'); self.choice,self.trial,self.key = None,None,None
 
     def start(self, model:nn.Module, xb) -> tuple|None:
         "At the first training batch `xb`: the configuration, set up, if remembered or clear; None if a trial of the candidates has begun (`trial`)"
@@ -194,16 +197,17 @@ class WorkloadChoice:
         w = workload(conv_table(model, shape), bs)
         rule = cpu_choice(w)
         self.choice = dict(config=None, reason=rule['reason'], source='rule', kind=cpu_kind(), workload=w, candidates=rule['configs'])
-        if len(rule['configs']) == 1: return self._chosen(dict(self.choice, config=rule['configs'][0]))
-        if dist: return self._chosen(dict(self.choice, config=rule['configs'][0], reason=rule['reason'] + '; distributed: the first candidate, untimed, in every process'), remember=False)
+        cands = [n for n in rule['configs'] if self.formats is None or configs[n][0] in self.formats] or rule['configs'][:1]
+        if len(cands) == 1: return self._chosen(dict(self.choice, config=cands[0]), remember=self.formats is None)
+        if dist: return self._chosen(dict(self.choice, config=cands[0], reason=rule['reason'] + '; distributed: the first candidate, untimed, in every process'), remember=False)
         self.choice['source'] = 'trial'
-        self.trial = FormatTrial(self.apply, self.clock, self.steps, configs=[configs[n] for n in rule['configs']], label=self.label)
+        self.trial = FormatTrial(self.apply, self.clock, self.steps, configs=[configs[n] for n in cands], label=self.label)
         return None
 
     def decided(self, decision:tuple):
         "After the trial: its winner, remembered with its times"
         times = {_names[c]: round(m * 1e3, 1) for c,m in self.trial.medians.items()}
-        self._chosen(dict(self.choice, config=_names[decision], times_ms=times), announce=False)
+        self._chosen(dict(self.choice, config=_names[decision], times_ms=times), remember=self.formats is None, announce=False)
 
     def _chosen(self, c:dict, remember:bool=True, announce:bool=True) -> tuple:
         self.choice = c
