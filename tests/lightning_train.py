@@ -43,7 +43,7 @@ data = TensorDataset(torch.randn(32, 3, 12, 12, generator=g), torch.randint(0, 3
 lm,probe = Net(),Probe()
 trainer = pl.Trainer(accelerator='cpu', devices=2, strategy='ddp', max_epochs=2 if resume else 1, logger=False,
                      enable_progress_bar=False, enable_model_summary=False,
-                     callbacks=[ChannelsLast(check_precision=False, compile=compile), probe, *([] if compile else [pl.callbacks.ModelCheckpoint(out, save_last=True)])])
+                     callbacks=[ChannelsLast(compile=compile), probe, *([] if compile else [pl.callbacks.ModelCheckpoint(out, save_last=True)])])
 trainer.fit(lm, DataLoader(data, batch_size=4), ckpt_path=out/'last.ckpt' if resume else None)
 torch.save(dict(state=lm.state_dict(), seen=lm.seen, ddp=lm.ddp, params_cl=lm.params_cl, state_cl=probe.state_cl,
                 step=trainer.global_step, fused=lm.channelslast['fused'],

@@ -38,6 +38,7 @@ def test_ddp_fit(runs):
     for r in (r0, r1): assert r['ddp'] and r['params_cl'] and r['fused'] and r['step'] == 4 and r['seen'] and all(r['seen']), r
     same(r0, r1)
     assert 'Grad strides do not match' not in fit, fit[-3000:]
+    assert 'ChannelsLast: Trainer(precision' not in fit  # checked (32-true on a CPU pretending no native bf16): right
 
 def test_ddp_resume(runs):
     "Resumed from the NCHW checkpoint, the optimizer state is channels-last again before the first step, on both processes"
