@@ -37,6 +37,8 @@ def test_runtime_imports_are_dependencies():
     declared |= {name(r) for r in requires('fastai') if 'extra ==' not in r}
     extras = {k: {name(r) for r in v} for k,v in proj['project']['optional-dependencies'].items() if k != 'dev'}
     assert extras == {'lightning': {'lightning'}}
+    # and what they install (`lightning` brings `pytorch-lightning`, which holds `pytorch_lightning` and `lightning_fabric`)
+    extras = {k: v | {name(r) for p in v for r in requires(p) or [] if 'extra ==' not in r} for k,v in extras.items()}
     dists = packages_distributions()
     seen,missing = set(),set()
     for f in (root/'channelslast').glob('*.py'):
