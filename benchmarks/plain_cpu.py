@@ -1,6 +1,7 @@
 """A plain PyTorch loop as it is against the same loop after `channelslast.optimize`, side by side in one process:
-training steps (timm resnet50 at 96px, batch 32, AdamW) and serving (resnet50 at 224px, batch 16), medians of
-`--repeats` interleaved rounds.
+training steps (timm resnet50 at 96px, batch 32, AdamW), serving (resnet50 at 224px, batch 16) and torch's AdamW step
+alone on the channels-last weights, its own against the fused one `optimize` switches it to; medians of `--repeats`
+interleaved rounds.
 
     python benchmarks/plain_cpu.py [--repeats 3]"""
 import argparse, copy, statistics, sys, time, warnings
@@ -9,7 +10,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 warnings.filterwarnings('ignore')
 import torch, timm
 import torch.nn.functional as F
-import channelslast
+import channelslast, channelslast.plain
 from channelslast.all import cpu_description
 
 def train_ips(model, opt, x, y, steps:int) -> float:
@@ -59,5 +60,21 @@ def main():
             if r: times[k].append(ips)
     print("serving resnet50 224px batch 16:")
     print(table(times, 'plain eval (NCHW float32)'))
+    print("torch's AdamW step on resnet50's channels-last weights (ms, lower is faster):")
+    print(step_table(a.repeats))
+
+def step_table(repeats:int) -> str:
+    "ms of one AdamW step, torch's default (for-loop on a CPU) against the fused one `fuse_torch_optimizer` switches to"
+    m = channelslast.plain.set_format(timm.create_model('resnet50'))
+    for p in m.parameters(): p.grad = torch.randn_like(p)
+    opts = {'AdamW as torch makes it': torch.optim.AdamW(m.parameters(), lr=1e-3), 'AdamW fused (optimize)': torch.optim.AdamW(m.parameters(), lr=1e-3)}
+    channelslast.plain.fuse_torch_optimizer(opts['AdamW fused (optimize)'])
+    times = {k: [] for k in opts}
+    for r in range(3*repeats + 1):
+        for k,o in opts.items():
+            t = time.perf_counter(); o.step(); t = time.perf_counter() - t
+            if r: times[k].append(t * 1e3)
+    b = statistics.median(times['AdamW as torch makes it'])
+    return '\n'.join(f"  {k:40s} {statistics.median(v):7.1f} ms ({min(v):.1f}-{max(v):.1f})  {b / statistics.median(v):.2f}x" for k,v in times.items())
 
 if __name__ == '__main__': main()
