@@ -1,6 +1,6 @@
 """The docs' table: a plain PyTorch loop, the same loop after `channelslast.optimize`, Lightning, and Lightning with
 `channelslast.lightning.ChannelsLast` (and `precision=fast_precision(...)`), training timm's resnet50 at 96px, batch 32,
-AdamW, side by side in one process: `--repeats` interleaved rounds of `--steps` steps each, the median step of a round
+AdamW, side by side in one process: `--repeats` interleaved rounds of `--steps` steps each (the order rotating), the median step of a round
 (Lightning's from one `on_train_batch_end` to the next, its first batch left out), medians over rounds with min-max.
 
     python benchmarks/lightning_cpu.py [--repeats 3] [--steps 5] [--md]"""
@@ -55,13 +55,13 @@ def main():
     ours = copy.deepcopy(base); ours,ours_opt = channelslast.optimize(ours, torch.optim.AdamW(ours.parameters(), lr=1e-3))
     precision = fast_precision(copy.deepcopy(base), (x, y), accelerator='cpu')
     runs = {'plain loop (NCHW float32)': lambda: plain_step_s(plain, plain_opt, x, y, a.steps),
-            f"plain loop + channelslast.optimize ({ours.channelslast['dtype'] or 'float32'})": lambda: plain_step_s(ours, ours_opt, x, y, a.steps),
+            f"plain loop + channelslast.optimize ({ {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(ours.channelslast['dtype'], 'float32')})": lambda: plain_step_s(ours, ours_opt, x, y, a.steps),
             "Lightning (precision='32-true')": (lambda lm: lambda: lightning_step_s(lm, loader, '32-true', []))(Classifier(copy.deepcopy(base))),
             f"Lightning + ChannelsLast (precision={precision!r})": (lambda lm: lambda: lightning_step_s(lm, loader, precision, [ChannelsLast()]))(Classifier(copy.deepcopy(base)))}
-    times = {k: [] for k in runs}
+    times,names = {k: [] for k in runs},list(runs)
     for r in range(a.repeats + 1):  # the first round warms up
-        for k,f in runs.items():
-            s = f()
+        for k in names[r % 4:] + names[:r % 4]:  # each round starts one further on: no loop always runs after the same one
+            s = runs[k]()
             if r: times[k].append(32 / s)
     b = statistics.median(times['plain loop (NCHW float32)'])
     print(f"resnet50 96px batch 32, AdamW, training; {cpu_description()}; torch {torch.__version__}, lightning {pl.__version__}; "
