@@ -1,7 +1,7 @@
 """A plain PyTorch loop as it is against the same loop after `channelslast.optimize`, side by side in one process:
 training steps (timm resnet50 at 96px, batch 32, AdamW), serving (resnet50 at 224px, batch 16) and torch's AdamW step
 alone on the channels-last weights, its own against the fused one `optimize` switches it to; medians of `--repeats`
-interleaved rounds.
+interleaved rounds, the order turning each round.
 
     python benchmarks/plain_cpu.py [--repeats 3]"""
 import argparse, copy, statistics, sys, time, warnings
@@ -28,6 +28,10 @@ def serve_ips(model, x, steps:int) -> float:
             with channelslast.autocast(model): model(x)
     return steps * len(x) / (time.perf_counter() - t)
 
+def turn(names:list, r:int) -> list:
+    "`names` starting one further on each round `r`: no configuration always runs right after the same one"
+    return names[r % len(names):] + names[:r % len(names)]
+
 def table(times:dict, base:str) -> str:
     b = statistics.median(times[base])
     return '\n'.join(f"  {k:40s} {statistics.median(v):7.1f} img/s ({min(v):.1f}-{max(v):.1f})  {statistics.median(v) / b:.2f}x" for k,v in times.items())
@@ -45,8 +49,8 @@ def main():
     x,y = torch.randn(32, 3, 96, 96),torch.randint(0, 10, (32,))
     times = {k: [] for k in models}
     for r in range(a.repeats + 1):  # the first round warms up
-        for k,(m,o) in models.items():
-            ips = train_ips(m, o, x, y, a.steps)
+        for k in turn(list(models), r):
+            ips = train_ips(*models[k], x, y, a.steps)
             if r: times[k].append(ips)
     print(f"training resnet50 96px batch 32, AdamW ({ours.channelslast['dtype'] or 'float32'} chosen, fused step: {ours.channelslast['fused']}):")
     print(table(times, 'plain loop (NCHW float32)'))
@@ -55,8 +59,8 @@ def main():
     x = torch.randn(16, 3, 224, 224)
     times = {k: [] for k in served}
     for r in range(a.repeats + 1):
-        for k,m in served.items():
-            ips = serve_ips(m, x, a.steps)
+        for k in turn(list(served), r):
+            ips = serve_ips(served[k], x, a.steps)
             if r: times[k].append(ips)
     print("serving resnet50 224px batch 16:")
     print(table(times, 'plain eval (NCHW float32)'))
@@ -71,7 +75,8 @@ def step_table(repeats:int) -> str:
     channelslast.plain.fuse_torch_optimizer(opts['AdamW fused (optimize)'])
     times = {k: [] for k in opts}
     for r in range(3*repeats + 1):
-        for k,o in opts.items():
+        for k in turn(list(opts), r):
+            o = opts[k]
             t = time.perf_counter(); o.step(); t = time.perf_counter() - t
             if r: times[k].append(t * 1e3)
     b = statistics.median(times['AdamW as torch makes it'])
