@@ -41,7 +41,7 @@ class Probe(pl.Callback):
 g = torch.Generator().manual_seed(1)
 data = TensorDataset(torch.randn(32, 3, 12, 12, generator=g), torch.randint(0, 3, (32,), generator=g))
 lm,probe = Net(),Probe()
-trainer = pl.Trainer(accelerator='cpu', devices=2, strategy='ddp', max_epochs=2 if resume else 1, logger=False,
+trainer = pl.Trainer(accelerator='cpu', devices=2, strategy='ddp', max_epochs=2 if resume else 1, logger=False, default_root_dir=out,
                      enable_progress_bar=False, enable_model_summary=False,
                      callbacks=[ChannelsLast(compile=compile), probe, *([] if compile else [pl.callbacks.ModelCheckpoint(out, save_last=True)])])
 trainer.fit(lm, DataLoader(data, batch_size=4), ckpt_path=out/'last.ckpt' if resume else None)
