@@ -75,10 +75,11 @@ def _conversions(events, phase:str) -> list[dict]:
     return rows
 
 # %% ../nbs/03_check.ipynb #3e4b4494
-def _first_tensor(x):
-    if isinstance(x, torch.Tensor): return x
-    if isinstance(x, (tuple, list)): return next((o for o in map(_first_tensor, x) if o is not None), None)
-    if isinstance(x, dict): return _first_tensor(list(x.values()))
+def _first_tensor(x, ok=lambda t: True):
+    "The first tensor in `x` (a tensor, or nested tuples, lists and dicts) that is `ok`"
+    if isinstance(x, torch.Tensor): return x if ok(x) else None
+    if isinstance(x, (tuple, list)): return next((o for o in (_first_tensor(e, ok) for e in x) if o is not None), None)
+    if isinstance(x, dict): return _first_tensor(list(x.values()), ok)
 
 def _nchw_order(i, o) -> bool:
     "Whether `o` keeps `i`'s (N, C, spatial...) dim order: its spatial dims scale alike (an NHWC-ordered output does not)"

@@ -55,8 +55,7 @@ def needs_cpu_guard(m:nn.Module) -> bool:
     "True for a layer whose channels-last backward oneDNN gets wrong on CPUs (#6035): 1x1 `Conv2d`, stride > 1, < 16 input channels"
     return isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (1, 1) and max(m.stride) > 1 and m.in_channels < 16
 
-def _nchw(t:torch.Tensor) -> torch.Tensor:
-    return t if t.stride() == _nchw_strides(t.shape) else t.clone(memory_format=torch.contiguous_format)
+def _nchw(t:torch.Tensor) -> torch.Tensor: return _in_format(t, torch.contiguous_format)
 
 def _guard_pre(m, args):
     "Hand the layer its input in NCHW (on a CPU)"
@@ -75,10 +74,11 @@ def _add_guard(m:nn.Module) -> bool:
     m.register_forward_pre_hook(_guard_pre); m.register_forward_hook(_guard_post)
     return True
 
-def _remove_guard(m:nn.Module):
-    # by function, not by handle: handles don't survive `copy.deepcopy` or pickling, the hook dicts do
-    for d,f in ((m._forward_pre_hooks, _guard_pre), (m._forward_hooks, _guard_post)):
-        for k in [k for k,h in d.items() if h is f]: del d[k]
+def _drop_hooks(hooks:dict, f):
+    "Remove function `f` from a module's hook dict: by function, not by handle, as handles don't survive `copy.deepcopy` or pickling and the hook dicts do"
+    for k in [k for k,h in hooks.items() if h is f]: del hooks[k]
+
+def _remove_guard(m:nn.Module): _drop_hooks(m._forward_pre_hooks, _guard_pre); _drop_hooks(m._forward_hooks, _guard_post)
 
 def guarded_layers(model:nn.Module) -> list:
     "Names of the layers of `model` that the CPU guard runs in NCHW"
@@ -99,24 +99,26 @@ def _nchw_strides(shape) -> tuple:
     for n in reversed(shape): st.append(s); s *= n
     return tuple(reversed(st))
 
-def _cl_strides(shape, fmt) -> tuple:
-    "The strides of a `shape` tensor laid out in `fmt` exactly (no storage: a meta tensor)"
-    return torch.empty(shape, memory_format=fmt, device='meta').stride()
+def _strides_in(shape, fmt) -> tuple:
+    "The strides of a `shape` tensor laid out exactly in `fmt`: NCHW's worked out here (the guard asks at every forward), channels-last's from a meta tensor"
+    return _nchw_strides(shape) if fmt == torch.contiguous_format else torch.empty(shape, memory_format=fmt, device='meta').stride()
+
+def _in_format(t:torch.Tensor, fmt) -> torch.Tensor:
+    "`t` with exactly `fmt`'s strides, copied only where they differ (`.contiguous(memory_format=...)` leaves a tensor with size-1 dims as it is: they don't count for it)"
+    return t if t.stride() == _strides_in(t.shape, fmt) else t.clone(memory_format=fmt)
 
 def _convert_tensors(model:nn.Module, channels_last:bool, keep_nchw:set=frozenset()) -> nn.Module:
     "Tensors of `model` to channels-last or NCHW; those whose id is in `keep_nchw` to NCHW either way"
     for t in [*model.parameters(), *model.buffers()]:
         for o in (t, t.grad):
             if o is None or o.ndim not in (4,5): continue
-            if channels_last and id(t) not in keep_nchw:
-                # exact strides too: a 1x1 kernel or a depthwise one (1 input channel) passes `is_contiguous` in either
-                # format, but its gradient comes back in channels-last strides, and DDP's buckets, built from the
-                # parameter's, then warn "grad strides do not match bucket view strides" and copy at every step
-                fmt = memory_format_for(o)
-                if o.stride() != _cl_strides(o.shape, fmt): o.data = o.data.clone(memory_format=fmt)
-            # NCHW strides exactly: `.contiguous()` keeps a 1x1 weight's channels-last strides (size-1 dims don't count
-            # for it), and oneDNN reads them and runs the layer in NHWC all the same
-            elif o.stride() != _nchw_strides(o.shape): o.data = o.data.clone(memory_format=torch.contiguous_format)
+            # exact strides either way (`_in_format`): a 1x1 or depthwise kernel passes `is_contiguous` in both formats,
+            # but in channels-last its gradient comes back in channels-last strides, and DDP's buckets, built from the
+            # parameter's, then warn "grad strides do not match bucket view strides" and copy at every step; in NCHW,
+            # oneDNN reads a 1x1 weight's channels-last strides and runs the layer in NHWC all the same
+            fmt = memory_format_for(o) if channels_last and id(t) not in keep_nchw else torch.contiguous_format
+            d = o.data
+            if (n := _in_format(d, fmt)) is not d: o.data = n
     return model
 
 def _nchw_params(model:nn.Module, guard:bool=True, mend:bool=True) -> set:

@@ -20,12 +20,11 @@ except ImportError:
         raise ImportError('channelslast.lightning needs Lightning: pip install "channelslast[lightning]"') from e
 from fastcore.basics import store_attr
 from fastai.callback.fp16 import AMPMode
-from .core import to_channels_last, check_mend, _nchw
-from .amp import cpu_has_native_bf16, cpu_has_native_fp16, amp_choices, default_amp_mode, cpu_description
+from .core import to_channels_last, check_mend, _nchw, _drop_hooks
+from .amp import cpu_has_native_bf16, cpu_has_native_fp16, amp_choices, default_amp_mode, cpu_description, device_time
 from .compiling import check_compile, ModelCompiler
-from .workload import conv_table, workload, cpu_choice, configs
-from .amp import device_time
-from .workload import WorkloadChoice, _distributed
+from .workload import conv_table, workload, cpu_choice, configs, WorkloadChoice, _distributed
+from .check import _first_tensor
 from .plain import set_format, opt_state_to_format, fuse_torch_optimizer, trial_steps
 
 # %% auto #0
@@ -39,9 +38,7 @@ _amp_family = {AMPMode.BF16: 'bf16', AMPMode.FP16: 'fp16', False: 'float32', Non
 
 def _images(batch):
     "The first floating 4D/5D tensor in a batch (a tensor, or nested tuples, lists and dicts)"
-    if isinstance(batch, torch.Tensor): return batch if batch.ndim in (4, 5) and batch.is_floating_point() else None
-    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
-    return next((x for x in map(_images, items) if x is not None), None)
+    return _first_tensor(batch, lambda t: t.ndim in (4, 5) and t.is_floating_point())
 
 def _device_type(accelerator:str|None) -> str:
     "The device type Lightning's `accelerator` gives on this machine ('auto': a GPU if there is one)"
@@ -107,8 +104,7 @@ def _hook_inputs(model:nn.Module):
         c.register_forward_pre_hook(_input_pre, prepend=True)
 
 def _unhook_inputs(model:nn.Module):
-    for m in model.modules():  # by function, as the CPU guard's hooks are removed: no handle to keep
-        for k in [k for k,h in m._forward_pre_hooks.items() if h is _input_pre]: del m._forward_pre_hooks[k]
+    for m in model.modules(): _drop_hooks(m._forward_pre_hooks, _input_pre)
 
 def _overrides(module, name:str) -> bool:
     "Whether `module`'s class defines `name` itself, not Lightning's `LightningModule` (of either package name)"

@@ -11,11 +11,10 @@ from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 import torch
 from torch import nn
 from fastai.callback.fp16 import AMPMode
-from .core import model_to_channels_last, model_to_contiguous, to_channels_last, to_contiguous_format, check_mend
-from .amp import check_amp_mode, default_amp_mode, amp_dtype
+from .core import model_to_channels_last, model_to_contiguous, memory_format_for, check_mend, _in_format
+from .amp import check_amp_mode, default_amp_mode, amp_dtype, device_time
 from .compiling import check_compile, ModelCompiler
-from .amp import device_time
-from .check import _preserved, _loss
+from .check import _preserved, _loss, _inputs
 from .workload import WorkloadChoice
 
 # %% auto #0
@@ -32,8 +31,8 @@ def opt_state_to_format(opt, channels_last:bool):
     "Put the 4D/5D tensors of an optimizer's state (fastai's or a torch one) in channels-last or contiguous format"
     for s in _opt_states(opt):
         for k,v in s.items():
-            if isinstance(v, torch.Tensor) and v.ndim in (4,5):
-                s[k] = to_channels_last(v) if channels_last else to_contiguous_format(v)
+            # exact strides, as the parameters' (`model_to_channels_last`): a 1x1 kernel's moments match its weight
+            if isinstance(v, torch.Tensor) and v.ndim in (4,5): s[k] = _in_format(v, memory_format_for(v) if channels_last else torch.contiguous_format)
 
 def set_format(model:nn.Module, optimizer=None, channels_last:bool=True, mend:bool|str=True) -> nn.Module:
     "`model` and its optimizer's state in channels-last (mended, CPU-guarded) or contiguous format, together: what `optimize`, `restore`, fastai's and Lightning's callbacks do"
@@ -108,7 +107,7 @@ def _workload_choice(model, optimizer, example, mend) -> tuple:
     "The CPU's configuration for training `model` on `example`, applied: remembered, by the rule, or timed (forward and backward on it); `(config, choice)`"
     amp = {}
     def apply(cfg): set_format(model, optimizer, cfg[0] == 'channels_last', mend); amp['mode'] = cfg[1]
-    chooser,xs = WorkloadChoice(apply, device_time, label='optimize'),tuple(example) if isinstance(example, (tuple, list)) else (example,)
+    chooser,xs = WorkloadChoice(apply, device_time, label='optimize'),_inputs(example, next(model.parameters()).device)
     cfg = chooser.start(model, xs)
     return (cfg if cfg is not None else trial_steps(chooser, model, xs, lambda: amp['mode'])),chooser.choice
 
